@@ -1,0 +1,56 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+// Hot loops are built for the host CPU (the engine runs where it is built) and without
+// exclusivity checks, which cost up to 100x on class-stored buffers in kernels.
+let fast: [SwiftSetting] = [
+    .unsafeFlags(["-target-cpu", "native", "-enforce-exclusivity=unchecked"]),
+]
+let kernelFast: [SwiftSetting] = fast + [
+    .unsafeFlags(["-Ounchecked"], .when(configuration: .release)),
+]
+
+let package = Package(
+    name: "Sparrow",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "sparrow", targets: ["SparrowCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
+    ],
+    targets: [
+        // Kernel layer: knows tensors and numbers, nothing about models.
+        .target(name: "CSparrowSIMD"),
+        .target(name: "SparrowKernels", dependencies: ["CSparrowSIMD"], swiftSettings: kernelFast),
+        // Model layer.
+        .target(name: "SparrowGGUF", dependencies: ["SparrowKernels"], swiftSettings: fast),
+        .target(name: "SparrowTokenizer", dependencies: ["SparrowGGUF"], swiftSettings: fast),
+        .target(name: "SparrowJinja", swiftSettings: fast),
+        .target(
+            name: "SparrowEngine",
+            dependencies: [
+                "SparrowKernels", "SparrowGGUF", "SparrowTokenizer", "SparrowJinja",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+            ],
+            swiftSettings: fast
+        ),
+        // Thin CLI on top.
+        .executableTarget(
+            name: "SparrowCLI",
+            dependencies: [
+                "SparrowEngine",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: fast
+        ),
+        .testTarget(name: "SparrowKernelsTests", dependencies: ["SparrowKernels"], swiftSettings: fast),
+        .testTarget(name: "SparrowGGUFTests", dependencies: ["SparrowGGUF"], swiftSettings: fast),
+        .testTarget(name: "SparrowTokenizerTests", dependencies: ["SparrowTokenizer", "SparrowEngine"], swiftSettings: fast),
+        .testTarget(name: "SparrowJinjaTests", dependencies: ["SparrowJinja"], swiftSettings: fast),
+        .testTarget(name: "SparrowEngineTests", dependencies: ["SparrowEngine"], swiftSettings: fast),
+    ]
+)

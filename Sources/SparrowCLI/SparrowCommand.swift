@@ -1,0 +1,10 @@
+import ArgumentParser
+
+@main
+struct SparrowCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sparrow",
+        abstract: "Run GGUF language models on the CPU.",
+        subcommands: []
+    )
+}
