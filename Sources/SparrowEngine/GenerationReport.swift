@@ -1,0 +1,54 @@
+import Foundation
+
+/// The JSON shape of one generation, with llama-server's timing names.
+public struct GenerationReport: Encodable {
+    let promptTokens: [Int]
+    let generatedTokens: [Int]
+    let text: String
+    let finishReason: FinishReason
+    let topLogprobs: [[TokenLogprob]]?
+    let timings: Timings
+    let peakRssBytes: Int
+
+    struct TokenLogprob: Encodable {
+        let token: Int
+        let logprob: Float
+
+        /// Encoded as a `[id, logprob]` pair.
+        func encode(to encoder: Encoder) throws {
+            var pair = encoder.unkeyedContainer()
+            try pair.encode(token)
+            try pair.encode(logprob)
+        }
+    }
+
+    struct Timings: Encodable {
+        let promptN: Int
+        let promptMs: Double
+        let promptPerSecond: Double
+        let predictedN: Int
+        let predictedMs: Double
+        let predictedPerSecond: Double
+    }
+
+    public init(_ result: GenerationResult, peakResidentBytes: Int) {
+        promptTokens = result.promptTokens
+        generatedTokens = result.generatedTokens
+        text = result.text
+        finishReason = result.finishReason
+        topLogprobs = result.topLogprobs.isEmpty ? nil : result.topLogprobs.map { $0.map { TokenLogprob(token: $0.token, logprob: $0.logProbability) } }
+        let t = result.timings
+        timings = Timings(
+            promptN: t.promptTokens, promptMs: t.promptSeconds * 1000, promptPerSecond: t.promptTokensPerSecond,
+            predictedN: t.generatedTokens, predictedMs: t.generationSeconds * 1000, predictedPerSecond: t.generationTokensPerSecond
+        )
+        peakRssBytes = peakResidentBytes
+    }
+
+    public func jsonString() throws -> String {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(self), as: UTF8.self)
+    }
+}

@@ -1,0 +1,164 @@
+import Foundation
+
+/// Sampling options with llama.cpp's meanings; each filter's neutral value switches it off.
+public struct SamplingParameters: Sendable, Equatable {
+    /// 0 or less picks the most likely token (greedy).
+    public var temperature: Float = 0
+    /// Keep only the k most likely tokens (0: all).
+    public var topK: Int = 0
+    /// Keep the smallest set of most likely tokens whose probability reaches p (1: all).
+    public var topP: Float = 1
+    /// Drop tokens less likely than minP times the most likely one (0: none).
+    public var minP: Float = 0
+    /// Divide positive (multiply negative) logits of recently seen tokens by this (1: off).
+    public var repeatPenalty: Float = 1
+    /// How many recent tokens the repetition penalty looks at.
+    public var repeatLastN: Int = 64
+    public var seed: UInt64 = UInt64.random(in: 0...UInt64.max)
+
+    public init() {}
+}
+
+/// Picks next tokens from logits; the same parameters and seed give the same choices.
+public struct Sampler: Sendable {
+    public let parameters: SamplingParameters
+    private var random: Xoshiro256
+    private var adjusted: [Float] = []
+
+    public init(_ parameters: SamplingParameters) {
+        self.parameters = parameters
+        random = Xoshiro256(seed: parameters.seed)
+    }
+
+    /// Chooses the next token given the logits and the tokens seen so far (prompt + output).
+    public mutating func sample(_ logits: UnsafeBufferPointer<Float>, history: [Int]) -> Int {
+        let p = parameters
+        adjusted.removeAll(keepingCapacity: true)
+        adjusted.append(contentsOf: logits)
+        if p.repeatPenalty != 1, p.repeatLastN > 0 {
+            for token in Set(history.suffix(p.repeatLastN)) where token >= 0 && token < adjusted.count {
+                let l = adjusted[token]
+                adjusted[token] = l > 0 ? l / p.repeatPenalty : l * p.repeatPenalty
+            }
+        }
+        if p.temperature <= 0 {
+            return adjusted.withUnsafeBufferPointer { argmax($0) }
+        }
+
+        // Candidates in descending order of logit.
+        var candidates = adjusted.withUnsafeBufferPointer { values in
+            p.topK > 0 ? topIndices(values, count: p.topK) : Array(values.indices).sorted { values[$0] > values[$1] }
+        }
+        var weights = candidates.map { adjusted[$0] - adjusted[candidates[0]] }.map(expf)
+        if p.topP < 1 {
+            let total = weights.reduce(0, +)
+            var cumulative: Float = 0
+            var keep = candidates.count
+            for (i, w) in weights.enumerated() {
+                cumulative += w / total
+                if cumulative >= p.topP { keep = i + 1; break }
+            }
+            candidates.removeSubrange(keep...)
+            weights.removeSubrange(keep...)
+        }
+        if p.minP > 0 {
+            // weights are relative to the most likely token, whose weight is 1.
+            let keep = max(1, weights.prefix { $0 >= p.minP }.count)
+            candidates.removeSubrange(keep...)
+            weights.removeSubrange(keep...)
+        }
+        let top = adjusted[candidates[0]]
+        let scaled = candidates.map { expf((adjusted[$0] - top) / p.temperature) }
+        var threshold = Float.random(in: 0..<1, using: &random) * scaled.reduce(0, +)
+        for (i, w) in scaled.enumerated() {
+            threshold -= w
+            if threshold < 0 { return candidates[i] }
+        }
+        return candidates[candidates.count - 1]
+    }
+}
+
+/// Index of the largest value (the first one on ties, as llama.cpp's greedy sampler).
+public func argmax(_ values: UnsafeBufferPointer<Float>) -> Int {
+    var best = 0
+    var bestValue = -Float.infinity
+    for (i, v) in values.enumerated() where v > bestValue {
+        best = i
+        bestValue = v
+    }
+    return best
+}
+
+/// Indices of the `count` largest values, largest first.
+public func topIndices(_ values: UnsafeBufferPointer<Float>, count: Int) -> [Int] {
+    let k = min(count, values.count)
+    guard k > 0 else { return [] }
+    // A size-k min-heap keeps this O(n log k) over vocabularies of 100k+ tokens.
+    var heap: [Int] = []
+    heap.reserveCapacity(k)
+    func less(_ a: Int, _ b: Int) -> Bool { values[a] < values[b] || (values[a] == values[b] && a > b) }
+    func siftDown(_ start: Int) {
+        var i = start
+        while true {
+            let l = 2 * i + 1, r = l + 1
+            var m = i
+            if l < heap.count, less(heap[l], heap[m]) { m = l }
+            if r < heap.count, less(heap[r], heap[m]) { m = r }
+            if m == i { return }
+            heap.swapAt(i, m)
+            i = m
+        }
+    }
+    for i in values.indices {
+        if heap.count < k {
+            heap.append(i)
+            var c = heap.count - 1
+            while c > 0, less(heap[c], heap[(c - 1) / 2]) {
+                heap.swapAt(c, (c - 1) / 2)
+                c = (c - 1) / 2
+            }
+        } else if less(heap[0], i) {
+            heap[0] = i
+            siftDown(0)
+        }
+    }
+    return heap.sorted { less($1, $0) }
+}
+
+/// The `count` most likely tokens with their log-probabilities under softmax(logits).
+public func topLogProbabilities(_ logits: UnsafeBufferPointer<Float>, count: Int) -> [(token: Int, logProbability: Float)] {
+    let maxLogit = logits.max() ?? 0
+    var sum: Double = 0
+    for l in logits { sum += Double(expf(l - maxLogit)) }
+    let logNormaliser = maxLogit + Float(log(sum))
+    return topIndices(logits, count: count).map { ($0, logits[$0] - logNormaliser) }
+}
+
+/// xoshiro256**: small, fast and reproducible across platforms for a given seed.
+struct Xoshiro256: RandomNumberGenerator, Sendable {
+    private var s: (UInt64, UInt64, UInt64, UInt64)
+
+    init(seed: UInt64) {
+        var x = seed
+        func splitMix() -> UInt64 {
+            x &+= 0x9E37_79B9_7F4A_7C15
+            var z = x
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        s = (splitMix(), splitMix(), splitMix(), splitMix())
+    }
+
+    mutating func next() -> UInt64 {
+        let result = ((s.1 &* 5) << 7 | (s.1 &* 5) >> 57) &* 9
+        let t = s.1 << 17
+        s.2 ^= s.0
+        s.3 ^= s.1
+        s.1 ^= s.2
+        s.0 ^= s.3
+        s.2 ^= t
+        s.3 = s.3 << 45 | s.3 >> 19
+        return result
+    }
+}

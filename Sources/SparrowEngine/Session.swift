@@ -1,0 +1,189 @@
+import SparrowKernels
+
+/// Failures while evaluating tokens.
+public struct EvaluationError: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// One sequence being evaluated: its key/value cache, scratch buffers and thread pool.
+///
+/// `evaluate` runs a batch of tokens through the model in one forward pass per chunk (batched
+/// prefill for prompts, a single token for decode), appending to the cache. Nothing is
+/// allocated per token once the session exists.
+public final class Session: @unchecked Sendable {
+    public let model: TransformerModel
+    /// The most tokens the cache holds (the context size).
+    public let capacity: Int
+    /// Tokens evaluated so far (the cache's length).
+    public private(set) var count = 0
+
+    public let pool: ThreadPool
+    private let matmul: MatMul
+    private let attention: Attention
+    private let keys: [UnsafeMutablePointer<Float>]    // per layer: capacity × kvDim
+    private let values: [UnsafeMutablePointer<Float>]
+    private let batchCapacity: Int
+    private let buffers: Buffers
+    private var logitsBuffer: UnsafeMutablePointer<Float>
+    private var logitsRowCapacity: Int
+
+    /// Working memory for one chunk of up to `batchCapacity` tokens.
+    private struct Buffers {
+        let hidden, normed, query, attended, projected, gate, up: UnsafeMutablePointer<Float>
+
+        init(_ c: ModelConfig, tokens n: Int) {
+            hidden = .allocate(capacity: n * c.embeddingSize)
+            normed = .allocate(capacity: n * c.embeddingSize)
+            query = .allocate(capacity: n * c.qDim)
+            attended = .allocate(capacity: n * c.qDim)
+            projected = .allocate(capacity: n * c.embeddingSize)
+            gate = .allocate(capacity: n * c.feedForwardSize)
+            up = .allocate(capacity: n * c.feedForwardSize)
+        }
+
+        func deallocate() {
+            for p in [hidden, normed, query, attended, projected, gate, up] { p.deallocate() }
+        }
+    }
+
+    /// Which positions of an evaluated batch need logits.
+    public enum LogitsSelection: Sendable { case last, all }
+
+    public init(model: TransformerModel, contextSize: Int, pool: ThreadPool, batchCapacity: Int = 512) {
+        let c = model.config
+        self.model = model
+        capacity = contextSize
+        self.pool = pool
+        self.batchCapacity = batchCapacity
+        matmul = MatMul(pool: pool)
+        attention = Attention(heads: c.headCount, kvHeads: c.kvHeadCount, headDim: c.headDim, capacity: contextSize, pool: pool)
+        keys = (0..<c.layerCount).map { _ in .allocate(capacity: contextSize * c.kvDim) }
+        values = (0..<c.layerCount).map { _ in .allocate(capacity: contextSize * c.kvDim) }
+        buffers = Buffers(c, tokens: batchCapacity)
+        logitsRowCapacity = 1
+        logitsBuffer = .allocate(capacity: model.vocabularySize)
+    }
+
+    deinit {
+        for p in keys + values { p.deallocate() }
+        buffers.deallocate()
+        logitsBuffer.deallocate()
+    }
+
+    /// Forgets cached positions from `length` on, so evaluation resumes there (no copying).
+    public func truncate(to length: Int) {
+        precondition(length >= 0 && length <= count, "truncate beyond the cache")
+        count = length
+    }
+
+    /// Evaluates `tokens` at the next positions and returns their logits: one row of
+    /// `vocabularySize` for the last token, or one per token. The buffer stays valid until the
+    /// next call.
+    @discardableResult
+    public func evaluate(_ tokens: [Int], logits selection: LogitsSelection = .last) throws -> Logits {
+        guard !tokens.isEmpty else { throw EvaluationError(description: "nothing to evaluate") }
+        guard count + tokens.count <= capacity else {
+            throw EvaluationError(description: "context full: \(count) cached + \(tokens.count) new tokens exceed the context size \(capacity)")
+        }
+        let vocab = model.vocabularySize
+        if let bad = tokens.first(where: { $0 < 0 || $0 >= vocab }) {
+            throw EvaluationError(description: "token id \(bad) outside the vocabulary (0..<\(vocab))")
+        }
+        let rows = selection == .all ? tokens.count : 1
+        if rows > logitsRowCapacity {
+            logitsBuffer.deallocate()
+            logitsBuffer = .allocate(capacity: rows * vocab)
+            logitsRowCapacity = rows
+        }
+        var start = 0
+        while start < tokens.count {
+            let end = min(start + batchCapacity, tokens.count)
+            let chunk = tokens[start..<end]
+            let isLast = end == tokens.count
+            forward(chunk, logitsFrom: selection == .all ? 0 : (isLast ? chunk.count - 1 : chunk.count),
+                    into: logitsBuffer + (selection == .all ? start * vocab : 0))
+            start = end
+        }
+        return Logits(base: logitsBuffer, rows: rows, vocabularySize: vocab)
+    }
+
+    /// Runs one chunk through every layer; computes logits for chunk rows `logitsFrom...`.
+    private func forward(_ tokens: ArraySlice<Int>, logitsFrom: Int, into logits: UnsafeMutablePointer<Float>) {
+        let c = model.config
+        let n = tokens.count
+        let d = c.embeddingSize
+        let first = count
+        let b = buffers
+
+        for (t, token) in tokens.enumerated() {
+            model.tokenEmbedding.dequantizeRow(token, into: b.hidden + t * d)
+        }
+        if c.embeddingScale != 1 { scale(b.hidden, by: c.embeddingScale, count: n * d) }
+
+        for (l, layer) in model.layers.enumerated() {
+            let kCache = keys[l] + first * c.kvDim
+            let vCache = values[l] + first * c.kvDim
+            normRows(b.hidden, weight: layer.attentionNorm, into: b.normed, rows: n, width: d)
+            matmul(layer.query, b.normed, tokens: n, into: b.query)
+            matmul(layer.key, b.normed, tokens: n, into: kCache)
+            matmul(layer.value, b.normed, tokens: n, into: vCache)
+            if let bias = layer.queryBias { addRows(bias, into: b.query, rows: n, width: c.qDim) }
+            if let bias = layer.keyBias { addRows(bias, into: kCache, rows: n, width: c.kvDim) }
+            if let bias = layer.valueBias { addRows(bias, into: vCache, rows: n, width: c.kvDim) }
+            if let w = layer.queryNorm { normRows(b.query, weight: w, into: b.query, rows: n * c.headCount, width: c.headDim) }
+            if let w = layer.keyNorm { normRows(kCache, weight: w, into: kCache, rows: n * c.kvHeadCount, width: c.headDim) }
+
+            let local = c.usesSlidingWindow(layer: l)
+            let rope = local ? c.slidingWindowRope! : c.rope
+            for t in 0..<n {
+                rope.apply(b.query + t * c.qDim, heads: c.headCount, headDim: c.headDim, position: first + t)
+                rope.apply(kCache + t * c.kvDim, heads: c.kvHeadCount, headDim: c.headDim, position: first + t)
+            }
+            attention(queries: b.query, keys: keys[l], values: values[l], tokens: n, firstPosition: first,
+                      window: local ? c.slidingWindow : nil, scale: c.attentionScale, into: b.attended)
+            matmul(layer.attentionOutput, b.attended, tokens: n, into: b.projected)
+            if let w = layer.postAttentionNorm { normRows(b.projected, weight: w, into: b.projected, rows: n, width: d) }
+            add(b.projected, into: b.hidden, count: n * d)
+
+            normRows(b.hidden, weight: layer.feedForwardNorm, into: b.normed, rows: n, width: d)
+            matmul(layer.gate, b.normed, tokens: n, into: b.gate)
+            matmul(layer.up, b.normed, tokens: n, into: b.up)
+            c.architecture.activation.apply(gate: b.gate, up: b.up, count: n * c.feedForwardSize)
+            matmul(layer.down, b.gate, tokens: n, into: b.projected)
+            if let w = layer.postFeedForwardNorm { normRows(b.projected, weight: w, into: b.projected, rows: n, width: d) }
+            add(b.projected, into: b.hidden, count: n * d)
+        }
+        count += n
+
+        let rows = n - logitsFrom
+        guard rows > 0 else { return }
+        normRows(b.hidden + logitsFrom * d, weight: model.outputNorm, into: b.normed, rows: rows, width: d)
+        matmul(model.output, b.normed, tokens: rows, into: logits)
+    }
+
+    private func normRows(_ x: UnsafeMutablePointer<Float>, weight: UnsafePointer<Float>,
+                          into out: UnsafeMutablePointer<Float>, rows: Int, width: Int) {
+        for r in 0..<rows {
+            rmsNorm(x + r * width, weight: weight, epsilon: model.config.normEpsilon, into: out + r * width, count: width)
+        }
+    }
+
+    private func addRows(_ bias: UnsafePointer<Float>, into x: UnsafeMutablePointer<Float>, rows: Int, width: Int) {
+        for r in 0..<rows { add(bias, into: x + r * width, count: width) }
+    }
+}
+
+/// Logits rows returned by `Session.evaluate`, valid until the session's next evaluation.
+public struct Logits: @unchecked Sendable {
+    let base: UnsafeMutablePointer<Float>
+    public let rows: Int
+    public let vocabularySize: Int
+
+    public subscript(row: Int) -> UnsafeBufferPointer<Float> {
+        precondition(row >= 0 && row < rows)
+        return UnsafeBufferPointer(start: base + row * vocabularySize, count: vocabularySize)
+    }
+
+    /// The last row: the next-token distribution after the evaluated batch.
+    public var last: UnsafeBufferPointer<Float> { self[rows - 1] }
+}

@@ -1,0 +1,141 @@
+import Foundation
+
+// Element-wise and reduction kernels over f32 vectors. They take raw pointers because they run
+// inside the per-token hot path, where array bounds and exclusivity checks would dominate.
+
+/// The SIMD width used for f32 loops: one AVX-512 register.
+@usableFromInline typealias F32x16 = SIMD16<Float>
+
+@inline(__always) @usableFromInline
+func load16(_ p: UnsafePointer<Float>) -> F32x16 {
+    UnsafeRawPointer(p).loadUnaligned(as: F32x16.self)
+}
+
+@inline(__always) @usableFromInline
+func store16(_ v: F32x16, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: F32x16.self)
+}
+
+/// Sum of a[i] * b[i].
+@inlinable
+public func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {
+    var acc0 = F32x16(), acc1 = F32x16()
+    var i = 0
+    while i + 32 <= count {
+        acc0.addProduct(load16(a + i), load16(b + i))
+        acc1.addProduct(load16(a + i + 16), load16(b + i + 16))
+        i += 32
+    }
+    if i + 16 <= count {
+        acc0.addProduct(load16(a + i), load16(b + i))
+        i += 16
+    }
+    var sum = (acc0 + acc1).sum()
+    while i < count {
+        sum += a[i] * b[i]
+        i += 1
+    }
+    return sum
+}
+
+/// y[i] += a * x[i].
+@inlinable
+public func addScaled(_ x: UnsafePointer<Float>, scale a: Float, into y: UnsafeMutablePointer<Float>, count: Int) {
+    let va = F32x16(repeating: a)
+    var i = 0
+    while i + 16 <= count {
+        store16(load16(y + i) + va * load16(x + i), y + i)
+        i += 16
+    }
+    while i < count {
+        y[i] += a * x[i]
+        i += 1
+    }
+}
+
+/// y[i] += x[i].
+@inlinable
+public func add(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int) {
+    var i = 0
+    while i + 16 <= count {
+        store16(load16(y + i) + load16(x + i), y + i)
+        i += 16
+    }
+    while i < count {
+        y[i] += x[i]
+        i += 1
+    }
+}
+
+/// x[i] *= s.
+@inlinable
+public func scale(_ x: UnsafeMutablePointer<Float>, by s: Float, count: Int) {
+    let vs = F32x16(repeating: s)
+    var i = 0
+    while i + 16 <= count {
+        store16(load16(x + i) * vs, x + i)
+        i += 16
+    }
+    while i < count {
+        x[i] *= s
+        i += 1
+    }
+}
+
+/// RMS normalisation: out = x / sqrt(mean(x²) + eps) * weight. `out` may alias `x`.
+@inlinable
+public func rmsNorm(
+    _ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, epsilon: Float,
+    into out: UnsafeMutablePointer<Float>, count: Int
+) {
+    let meanSquare = dot(x, x, count: count) / Float(count)
+    let s = 1 / (meanSquare + epsilon).squareRoot()
+    let vs = F32x16(repeating: s)
+    var i = 0
+    while i + 16 <= count {
+        store16(load16(x + i) * vs * load16(weight + i), out + i)
+        i += 16
+    }
+    while i < count {
+        out[i] = x[i] * s * weight[i]
+        i += 1
+    }
+}
+
+/// In-place softmax; returns nothing, leaves probabilities summing to one.
+@inlinable
+public func softmax(_ x: UnsafeMutablePointer<Float>, count: Int) {
+    var maxValue = -Float.infinity
+    for i in 0..<count where x[i] > maxValue { maxValue = x[i] }
+    var sum: Float = 0
+    for i in 0..<count {
+        let e = expf(x[i] - maxValue)
+        x[i] = e
+        sum += e
+    }
+    scale(x, by: 1 / sum, count: count)
+}
+
+/// Gated activations of SwiGLU / GeGLU MLPs: gate[i] = act(gate[i]) * up[i].
+public enum GatedActivation: Sendable {
+    case silu
+    /// GELU with the tanh approximation, as Gemma uses.
+    case geluTanh
+
+    @inlinable
+    public func apply(gate: UnsafeMutablePointer<Float>, up: UnsafePointer<Float>, count: Int) {
+        switch self {
+        case .silu:
+            for i in 0..<count {
+                let g = gate[i]
+                gate[i] = g / (1 + expf(-g)) * up[i]
+            }
+        case .geluTanh:
+            let c: Float = 0.797_884_560_802_865_4  // sqrt(2/pi)
+            for i in 0..<count {
+                let g = gate[i]
+                gate[i] = 0.5 * g * (1 + tanhf(c * (g + 0.044_715 * g * g * g))) * up[i]
+            }
+        }
+    }
+}
