@@ -1,0 +1,53 @@
+// Activations are quantised once per matmul to int8 so every weight block is consumed by an
+// integer dot product. Two layouts, matching the weight families:
+// - Q8 blocks of 32 (for Q8_0, Q4_0, Q4_1, Q5_0): per block the scale d and d * sum(q), the
+//   latter absorbs the weights' constant offsets / minimums without touching each element.
+// - Q8_K super-blocks of 256 (for Q4_K, Q6_K): one scale per 256 and int16 sums per 16.
+
+/// One token's activations as Q8 blocks of 32.
+struct Q8Row {
+    let quants: UnsafePointer<Int8>
+    /// Per block: (d, d * sum of the block's quants).
+    let scales: UnsafePointer<SIMD2<Float>>
+}
+
+/// One token's activations as Q8_K super-blocks of 256.
+struct Q8KRow {
+    let quants: UnsafePointer<Int8>
+    /// Per super-block scale.
+    let scales: UnsafePointer<Float>
+    /// Sum of the quants of each 16-element group.
+    let groupSums: UnsafePointer<Int16>
+}
+
+/// Quantises `count` floats (a multiple of 32) to Q8 blocks: d = max|x| / 127, q = round(x / d).
+func quantizeQ8(_ x: UnsafePointer<Float>, count: Int, quants: UnsafeMutablePointer<Int8>, scales: UnsafeMutablePointer<SIMD2<Float>>) {
+    for b in 0..<count / 32 {
+        let v = UnsafeRawPointer(x + 32 * b).loadUnaligned(as: SIMD32<Float>.self)
+        let amax = pointwiseMax(v, -v).max()
+        let d = amax / 127
+        let inverse: Float = d == 0 ? 0 : 1 / d
+        let q = SIMD32<Int32>((v * inverse).rounded(.toNearestOrEven))
+        UnsafeMutableRawPointer(quants + 32 * b).storeBytes(of: SIMD32<Int8>(truncatingIfNeeded: q), as: SIMD32<Int8>.self)
+        scales[b] = SIMD2(d, d * Float(q.wrappedSum()))
+    }
+}
+
+/// Quantises `count` floats (a multiple of 256) to Q8_K super-blocks: the element of largest
+/// magnitude maps to -127 (as ggml does), the rest round to nearest, clamped to 127.
+func quantizeQ8K(_ x: UnsafePointer<Float>, count: Int, quants: UnsafeMutablePointer<Int8>, scales: UnsafeMutablePointer<Float>, groupSums: UnsafeMutablePointer<Int16>) {
+    for b in 0..<count / 256 {
+        let src = x + 256 * b
+        var largest: Float = 0
+        for i in 0..<256 where abs(src[i]) > abs(largest) { largest = src[i] }
+        let inverse: Float = largest == 0 ? 0 : -127 / largest
+        scales[b] = largest == 0 ? 0 : 1 / inverse
+        for g in 0..<16 {
+            let v = UnsafeRawPointer(src + 16 * g).loadUnaligned(as: SIMD16<Float>.self)
+            var q = SIMD16<Int32>((v * inverse).rounded(.toNearestOrEven))
+            q.replace(with: 127, where: q .> 127)
+            UnsafeMutableRawPointer(quants + 256 * b + 16 * g).storeBytes(of: SIMD16<Int8>(truncatingIfNeeded: q), as: SIMD16<Int8>.self)
+            groupSums[16 * b + g] = Int16(q.wrappedSum())
+        }
+    }
+}

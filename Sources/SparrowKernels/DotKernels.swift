@@ -1,0 +1,212 @@
+import CSparrowSIMD
+
+/// The int8 multiply-accumulate every quantised kernel is built on, with VNNI `vpdpbusd`
+/// semantics: lane i accumulates the four products of bytes 4i..4i+3 (unsigned x signed).
+/// Kernels are generic over it so one source yields the VNNI path and the portable path.
+protocol Int8DotProduct {
+    static func dot(_ acc: SIMD8<Int32>, _ u: SIMD32<UInt8>, _ s: SIMD32<Int8>) -> SIMD8<Int32>
+    static func dot(_ acc: SIMD16<Int32>, _ u: SIMD64<UInt8>, _ s: SIMD64<Int8>) -> SIMD16<Int32>
+}
+
+/// AVX-512 VNNI: one `vpdpbusd` each. Only used after `cpuHasVNNI` said yes.
+enum VNNIDot: Int8DotProduct {
+    @inline(__always)
+    static func dot(_ acc: SIMD8<Int32>, _ u: SIMD32<UInt8>, _ s: SIMD32<Int8>) -> SIMD8<Int32> {
+        sparrow_dpbusd256(acc, u, s)
+    }
+    @inline(__always)
+    static func dot(_ acc: SIMD16<Int32>, _ u: SIMD64<UInt8>, _ s: SIMD64<Int8>) -> SIMD16<Int32> {
+        sparrow_dpbusd512(acc, u, s)
+    }
+}
+
+/// Plain Swift SIMD, for CPUs without VNNI: widen, multiply, add neighbouring lanes.
+enum PortableDot: Int8DotProduct {
+    @inline(__always)
+    static func dot(_ acc: SIMD8<Int32>, _ u: SIMD32<UInt8>, _ s: SIMD32<Int8>) -> SIMD8<Int32> {
+        let products = SIMD32<Int32>(truncatingIfNeeded: u) &* SIMD32<Int32>(truncatingIfNeeded: s)
+        let pairs = products.evenHalf &+ products.oddHalf
+        return acc &+ pairs.evenHalf &+ pairs.oddHalf
+    }
+    @inline(__always)
+    static func dot(_ acc: SIMD16<Int32>, _ u: SIMD64<UInt8>, _ s: SIMD64<Int8>) -> SIMD16<Int32> {
+        let products = SIMD64<Int32>(truncatingIfNeeded: u) &* SIMD64<Int32>(truncatingIfNeeded: s)
+        let pairs = products.evenHalf &+ products.oddHalf
+        return acc &+ pairs.evenHalf &+ pairs.oddHalf
+    }
+}
+
+/// Whether this CPU has AVX-512 with VNNI (checked once).
+let cpuHasVNNI: Bool = sparrow_cpu_has_avx512_vnni() != 0
+
+extension UnsafeRawPointer {
+    @inline(__always) func simd<V: SIMD>(_: V.Type, at offset: Int = 0) -> V { loadUnaligned(fromByteOffset: offset, as: V.self) }
+}
+
+/// Two 4-bit halves of 16 bytes as 32 bytes in element order (low nibbles first).
+@inline(__always) func nibbles(_ q: SIMD16<UInt8>) -> SIMD32<UInt8> { SIMD32(lowHalf: q & 0x0F, highHalf: q &>> 4) }
+
+/// Dot products of one encoded weight row with one token's quantised activations.
+/// `blocks` counts 32-element blocks (Q8Row kernels) or 256-element super-blocks (Q8KRow).
+enum QuantDot<D: Int8DotProduct> {
+    // Each 32-element kernel computes sum_b dw_b * (dx_b * dot(u_b, x_b)) + correction, where
+    // u_b is the block's unsigned quants and the correction (offset or minimum times d*sum(x))
+    // is accumulated as a scalar: one fused multiply-add per block.
+
+    @inline(__always)
+    static func q8_0(_ w: UnsafeRawPointer, _ x: Q8Row, blocks: Int) -> Float {
+        var acc = SIMD8<Float>(), offsets: Float = 0
+        for b in 0..<blocks {
+            let block = w + 34 * b, xs = x.scales[b]
+            let d = block.float16(at: 0)
+            // Signed weights become unsigned by +128; the +128 * sum(x) is removed below.
+            let u = SIMD32<UInt8>(truncatingIfNeeded: block.simd(SIMD32<Int8>.self, at: 2)) ^ 0x80
+            let dot = D.dot(.zero, u, UnsafeRawPointer(x.quants + 32 * b).simd(SIMD32<Int8>.self))
+            acc.addProduct(SIMD8<Float>(dot), SIMD8(repeating: d * xs.x))
+            offsets.addProduct(d, xs.y)
+        }
+        return acc.sum() - 128 * offsets
+    }
+
+    @inline(__always)
+    static func q4_0(_ w: UnsafeRawPointer, _ x: Q8Row, blocks: Int) -> Float {
+        var acc = SIMD8<Float>(), offsets: Float = 0
+        for b in 0..<blocks {
+            let block = w + 18 * b, xs = x.scales[b]
+            let d = block.float16(at: 0)
+            let dot = D.dot(.zero, nibbles(block.simd(SIMD16<UInt8>.self, at: 2)), UnsafeRawPointer(x.quants + 32 * b).simd(SIMD32<Int8>.self))
+            acc.addProduct(SIMD8<Float>(dot), SIMD8(repeating: d * xs.x))
+            offsets.addProduct(d, xs.y)
+        }
+        return acc.sum() - 8 * offsets
+    }
+
+    @inline(__always)
+    static func q4_1(_ w: UnsafeRawPointer, _ x: Q8Row, blocks: Int) -> Float {
+        var acc = SIMD8<Float>(), minimums: Float = 0
+        for b in 0..<blocks {
+            let block = w + 20 * b, xs = x.scales[b]
+            let d = block.float16(at: 0), m = block.float16(at: 2)
+            let dot = D.dot(.zero, nibbles(block.simd(SIMD16<UInt8>.self, at: 4)), UnsafeRawPointer(x.quants + 32 * b).simd(SIMD32<Int8>.self))
+            acc.addProduct(SIMD8<Float>(dot), SIMD8(repeating: d * xs.x))
+            minimums.addProduct(m, xs.y)
+        }
+        return acc.sum() + minimums
+    }
+
+    @inline(__always)
+    static func q5_0(_ w: UnsafeRawPointer, _ x: Q8Row, blocks: Int) -> Float {
+        let lanes = SIMD32<UInt32>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+                                   16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31)
+        var acc = SIMD8<Float>(), offsets: Float = 0
+        for b in 0..<blocks {
+            let block = w + 22 * b, xs = x.scales[b]
+            let d = block.float16(at: 0)
+            let highBits = (SIMD32(repeating: block.loadUnaligned(fromByteOffset: 2, as: UInt32.self)) &>> lanes) & 1
+            let u = nibbles(block.simd(SIMD16<UInt8>.self, at: 6)) | SIMD32<UInt8>(truncatingIfNeeded: highBits) &<< 4
+            let dot = D.dot(.zero, u, UnsafeRawPointer(x.quants + 32 * b).simd(SIMD32<Int8>.self))
+            acc.addProduct(SIMD8<Float>(dot), SIMD8(repeating: d * xs.x))
+            offsets.addProduct(d, xs.y)
+        }
+        return acc.sum() - 16 * offsets
+    }
+
+    /// Q4_K: per 64 elements one 512-bit dot gives 8 lanes per 32-element sub-block; lanes are
+    /// weighted by their sub-block's 6-bit scale in int32, and the minimums use the group sums.
+    @inline(__always)
+    static func q4_K(_ w: UnsafeRawPointer, _ x: Q8KRow, blocks: Int) -> Float {
+        var acc = SIMD16<Float>(), minimums: Float = 0
+        for b in 0..<blocks {
+            let block = w + 144 * b
+            let xd = x.scales[b]
+            let (scales, mins) = unpackQ4KScales(block + 4)
+            let s = SIMD8<Int32>(truncatingIfNeeded: scales)
+            let xq = UnsafeRawPointer(x.quants + 256 * b)
+            var sum = SIMD16<Int32>()
+            for pair in 0..<4 {
+                let q = block.simd(SIMD32<UInt8>.self, at: 16 + 32 * pair)
+                let dot = D.dot(.zero, SIMD64(lowHalf: q & 0x0F, highHalf: q &>> 4), xq.simd(SIMD64<Int8>.self, at: 64 * pair))
+                sum &+= dot &* SIMD16(lowHalf: SIMD8(repeating: s[2 * pair]), highHalf: SIMD8(repeating: s[2 * pair + 1]))
+            }
+            acc.addProduct(SIMD16<Float>(sum), SIMD16(repeating: block.float16(at: 0) * xd))
+            let g = SIMD16<Int32>(truncatingIfNeeded: UnsafeRawPointer(x.groupSums + 16 * b).simd(SIMD16<Int16>.self))
+            let sums32 = g.evenHalf &+ g.oddHalf
+            minimums.addProduct(block.float16(at: 2) * xd, Float((sums32 &* SIMD8<Int32>(truncatingIfNeeded: mins)).wrappedSum()))
+        }
+        return acc.sum() - minimums
+    }
+
+    /// Q6_K: per 64 elements one 512-bit dot gives 4 lanes per 16-element sub-block, weighted by
+    /// the int8 scales; the -32 offset is removed with the group sums.
+    @inline(__always)
+    static func q6_K(_ w: UnsafeRawPointer, _ x: Q8KRow, blocks: Int) -> Float {
+        var acc = SIMD16<Float>()
+        for b in 0..<blocks {
+            let block = w + 210 * b
+            let scales = SIMD16<Int32>(truncatingIfNeeded: block.simd(SIMD16<Int8>.self, at: 192))
+            let xq = UnsafeRawPointer(x.quants + 256 * b)
+            var sum = SIMD16<Int32>()
+            for half in 0..<2 {
+                let low = block.simd(SIMD64<UInt8>.self, at: 64 * half)
+                let high = block.simd(SIMD32<UInt8>.self, at: 128 + 32 * half)
+                for pair in 0..<2 {
+                    let shift = UInt8(4 * pair)
+                    let u = (low &>> shift) & 0x0F | SIMD64(lowHalf: (high &>> shift) & 3, highHalf: (high &>> (shift + 2)) & 3) &<< 4
+                    let dot = D.dot(.zero, u, xq.simd(SIMD64<Int8>.self, at: 128 * half + 64 * pair))
+                    let first = 8 * half + 4 * pair
+                    let laneScales = SIMD16(
+                        lowHalf: SIMD8(lowHalf: SIMD4(repeating: scales[first]), highHalf: SIMD4(repeating: scales[first + 1])),
+                        highHalf: SIMD8(lowHalf: SIMD4(repeating: scales[first + 2]), highHalf: SIMD4(repeating: scales[first + 3])))
+                    sum &+= dot &* laneScales
+                }
+            }
+            let groupSums = SIMD16<Int32>(truncatingIfNeeded: UnsafeRawPointer(x.groupSums + 16 * b).simd(SIMD16<Int16>.self))
+            let offset = 32 * (groupSums &* scales).wrappedSum()
+            sum[0] &-= offset
+            acc.addProduct(SIMD16<Float>(sum), SIMD16(repeating: block.float16(at: 208) * x.scales[b]))
+        }
+        return acc.sum()
+    }
+}
+
+/// f32 dot products of a float-encoded weight row (F32, F16, BF16) with float activations.
+enum FloatDot {
+    @inline(__always)
+    static func dot(_ type: TensorType, _ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, count: Int) -> Float {
+        switch type {
+        case .f32: dot(w, x, count: count, elementBytes: 4) { $0.simd(SIMD16<Float>.self, at: $1) } scalar: { $0.loadUnaligned(fromByteOffset: $1, as: Float.self) }
+        case .f16: dot(w, x, count: count, elementBytes: 2) { SIMD16<Float>($0.simd(SIMD16<Float16>.self, at: $1)) } scalar: { $0.float16(at: $1) }
+        default: dot(w, x, count: count, elementBytes: 2) { widenBF16($0.simd(SIMD16<UInt16>.self, at: $1)) } scalar: { Float(bitPattern: UInt32($0.loadUnaligned(fromByteOffset: $1, as: UInt16.self)) << 16) }
+        }
+    }
+
+    @inline(__always) static func widenBF16(_ v: SIMD16<UInt16>) -> SIMD16<Float> {
+        unsafeBitCast(SIMD16<UInt32>(truncatingIfNeeded: v) &<< 16, to: SIMD16<Float>.self)
+    }
+
+    /// Four independent accumulators hide the FMA latency; the tail is scalar.
+    @inline(__always)
+    static func dot(_ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, count: Int, elementBytes: Int,
+                    load: (UnsafeRawPointer, Int) -> SIMD16<Float>, scalar: (UnsafeRawPointer, Int) -> Float) -> Float {
+        let xr = UnsafeRawPointer(x)
+        var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
+        var i = 0
+        while i + 64 <= count {
+            a0.addProduct(load(w, i * elementBytes), xr.simd(SIMD16<Float>.self, at: 4 * i))
+            a1.addProduct(load(w, (i + 16) * elementBytes), xr.simd(SIMD16<Float>.self, at: 4 * (i + 16)))
+            a2.addProduct(load(w, (i + 32) * elementBytes), xr.simd(SIMD16<Float>.self, at: 4 * (i + 32)))
+            a3.addProduct(load(w, (i + 48) * elementBytes), xr.simd(SIMD16<Float>.self, at: 4 * (i + 48)))
+            i += 64
+        }
+        while i + 16 <= count {
+            a0.addProduct(load(w, i * elementBytes), xr.simd(SIMD16<Float>.self, at: 4 * i))
+            i += 16
+        }
+        var total = ((a0 + a1) + (a2 + a3)).sum()
+        while i < count {
+            total += scalar(w, i * elementBytes) * x[i]
+            i += 1
+        }
+        return total
+    }
+}

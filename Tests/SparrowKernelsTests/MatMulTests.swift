@@ -1,0 +1,81 @@
+import Testing
+@testable import SparrowKernels
+
+@Suite struct MatMulTests {
+    static let types = TensorType.allCases.filter(\.isComputable)
+
+    /// Checks MatMul against a float64 product of the dequantised weights. Quantised types also
+    /// quantise the activations to int8 (step d = max|x| / 127 over 32 or 256 elements, error
+    /// at most d/2 per element), so |error| <= sum_c |W[r,c]| * d(c)/2, plus float rounding.
+    @Test(arguments: types, [1, 5, 70])
+    func matchesFloat64Reference(_ type: TensorType, tokens: Int) throws {
+        var rng = SeededGenerator(state: UInt64(type.rawValue) &* 1000 &+ UInt64(tokens))
+        let rows = 13, cols = type.blockSize == 1 ? 37 : 512
+        let bytes = randomEncodedRows(type, rows: rows, cols: cols, using: &rng)
+        let weights = dequantized(type, bytes, count: rows * cols)
+        var input = (0..<tokens * cols).map { _ in Float.random(in: -2...2, using: &rng) }
+        input[3] = 40  // an outlier coarsens its block's activation step
+        let pool = ThreadPool(threadCount: 3)
+        let output = try multiply(MatMul(pool: pool), type, bytes, rows: rows, cols: cols, input: input, tokens: tokens)
+
+        let group = type.blockSize == 256 ? 256 : 32
+        for t in 0..<tokens {
+            let x = input[(t * cols)..<((t + 1) * cols)].map(Double.init)
+            let halfStep: [Double] = type.blockSize == 1 ? Array(repeating: 0, count: cols) : (0..<cols).map { c in
+                let start = c / group * group
+                return x[start..<(start + group)].map(abs).max()! / 127 / 2
+            }
+            for r in 0..<rows {
+                var exact = 0.0, magnitude = 0.0, bound = 0.0
+                for c in 0..<cols {
+                    let wv = Double(weights[r * cols + c])
+                    exact += wv * x[c]
+                    magnitude += abs(wv * x[c])
+                    bound += abs(wv) * halfStep[c]
+                }
+                let got = Double(output[t * rows + r])
+                #expect(abs(got - exact) <= bound + 1e-5 * magnitude + 1e-6,
+                        "\(type.name) t=\(t) r=\(r): got \(got), want \(exact) ± \(bound)")
+            }
+        }
+    }
+
+    @Test(arguments: types.filter { $0.blockSize > 1 }, [1, 9])
+    func vnniPathEqualsPortablePath(_ type: TensorType, tokens: Int) throws {
+        try #require(cpuHasVNNI, "this CPU has no AVX-512 VNNI; only the portable path can run")
+        var rng = SeededGenerator(state: 99 &+ UInt64(type.rawValue))
+        let rows = 11, cols = 1024
+        let bytes = randomEncodedRows(type, rows: rows, cols: cols, using: &rng)
+        let input = (0..<tokens * cols).map { _ in Float.random(in: -3...3, using: &rng) }
+        let fast = MatMul(pool: ThreadPool(threadCount: 2))
+        let portable = MatMul(pool: ThreadPool(threadCount: 2))
+        portable.usesVNNI = false
+        #expect(fast.usesVNNI)
+        let a = try multiply(fast, type, bytes, rows: rows, cols: cols, input: input, tokens: tokens)
+        let b = try multiply(portable, type, bytes, rows: rows, cols: cols, input: input, tokens: tokens)
+        #expect(a == b)
+    }
+
+    @Test func realGGUFVectorsThroughMatMul() throws {
+        // The committed gguf-quantised rows (edge-case blocks included) against their reference floats.
+        let matmul = MatMul(pool: ThreadPool(threadCount: 2))
+        for fixture in try QuantFixture.all() {
+            let weights = try fixture.reference()
+            let input = (0..<fixture.cols).map { Float(($0 * 37) % 19) / 9 - 1 }
+            let output = try multiply(matmul, fixture.tensorType, try fixture.encoded(), rows: fixture.rows, cols: fixture.cols, input: input, tokens: 1)
+            for r in 0..<fixture.rows {
+                let row = weights[(r * fixture.cols)..<((r + 1) * fixture.cols)]
+                let exact = zip(row, input).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+                let absSum = row.reduce(0.0) { $0 + abs(Double($1)) }
+                // |x| <= 1, so the activation half-step is at most 1/254.
+                #expect(abs(Double(output[r]) - exact) <= absSum / 254 + 1e-5 * absSum, "\(fixture.type) row \(r)")
+            }
+        }
+    }
+
+    @Test func zeroTokensOrRowsWriteNothing() throws {
+        let matmul = MatMul(pool: ThreadPool(threadCount: 2))
+        let out = try multiply(matmul, .q8_0, [UInt8](repeating: 0, count: 34), rows: 1, cols: 32, input: [], tokens: 0)
+        #expect(out.isEmpty)
+    }
+}
