@@ -31,8 +31,12 @@ struct ModelsCommand: ParsableCommand {
         var name: String
 
         func run() throws {
+            let store = ModelStore()
+            let name = name
+            let handlers = onInterrupt { store.removeLeftovers(of: name) }
+            defer { handlers.forEach { $0.cancel() } }
             do {
-                print(try ModelStore().pull(name))
+                print(try store.pull(name))
             } catch let error as ModelStoreError {
                 throw ValidationFailure(error.description)
             }
@@ -55,6 +59,22 @@ struct ModelsCommand: ParsableCommand {
             }
             print(store.path(for: name))
         }
+    }
+}
+
+/// Runs `cleanup` and exits when SIGINT or SIGTERM arrives, instead of dying with a partial
+/// download on disk. Keep the returned sources alive while the handler should stay installed.
+private func onInterrupt(_ cleanup: @escaping @Sendable () -> Void) -> [any DispatchSourceSignal] {
+    [SIGINT, SIGTERM].map { signalNumber in
+        signal(signalNumber, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+        source.setEventHandler {
+            cleanup()
+            FileHandle.standardError.write(Data("interrupted; partial download removed\n".utf8))
+            exit(128 + signalNumber)
+        }
+        source.resume()
+        return source
     }
 }
 

@@ -87,8 +87,9 @@ public struct ModelStore: Sendable {
     static func partialFilePrefix(for name: String) -> String { ".\(name).gguf.partial-" }
     static func downloadDirectoryPrefix(for name: String) -> String { ".\(name).download-" }
 
-    /// Removes partial files and download folders whose owning process is gone.
-    private func removeLeftovers(of name: String) {
+    /// Removes partial files and download folders of `name` left by processes that are gone
+    /// or by this one (call it from an interrupt handler to clean up a pull in progress).
+    public func removeLeftovers(of name: String) {
         let prefixes = [Self.partialFilePrefix(for: name), Self.downloadDirectoryPrefix(for: name)]
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
         for entry in entries {
