@@ -137,7 +137,7 @@ final class TemporaryDirectory {
     func write(_ bytes: [UInt8]) -> String {
         counter += 1
         let path = url.appendingPathComponent("file\(counter).gguf").path
-        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
         return path
     }
 
