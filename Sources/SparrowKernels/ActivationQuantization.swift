@@ -20,15 +20,18 @@ struct Q8KRow {
     let groupSums: UnsafePointer<Int16>
 }
 
-/// Quantises `count` floats (a multiple of 32) to Q8 blocks: d = max|x| / 127, q = round(x / d).
+/// Quantises `count` floats (a multiple of 32) to Q8 blocks: q = round(x * 127 / max|x|), with
+/// the scale d = max|x| / 127 rounded to f16 as ggml stores it.
 func quantizeQ8(_ x: UnsafePointer<Float>, count: Int, quants: UnsafeMutablePointer<Int8>, scales: UnsafeMutablePointer<SIMD2<Float>>) {
     for b in 0..<count / 32 {
         let v = UnsafeRawPointer(x + 32 * b).loadUnaligned(as: SIMD32<Float>.self)
         let amax = pointwiseMax(v, -v).max()
-        let d = amax / 127
-        let inverse: Float = d == 0 ? 0 : 1 / d
+        let inverse: Float = amax == 0 ? 0 : 127 / amax
         let q = SIMD32<Int32>((v * inverse).rounded(.toNearestOrEven))
         UnsafeMutableRawPointer(quants + 32 * b).storeBytes(of: SIMD32<Int8>(truncatingIfNeeded: q), as: SIMD32<Int8>.self)
+        // ggml keeps the block scale as f16; rounding it the same way keeps logits closest to
+        // llama.cpp's (the golden reference), at no cost in accuracy that matters.
+        let d = Float(Float16(amax / 127))
         scales[b] = SIMD2(d, d * Float(q.wrappedSum()))
     }
 }
