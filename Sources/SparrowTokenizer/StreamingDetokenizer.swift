@@ -3,7 +3,7 @@
 ///
 /// The concatenated output equals `Tokenizer.decode` for models that do not clean up
 /// spaces while detokenizing (llama.cpp does that only for the "default" and "gpt-2" pre types).
-public struct StreamingDetokenizer {
+public struct StreamingDetokenizer: Sendable {
     private let tokenizer: Tokenizer
     private var pending: [UInt8] = []
     private var isFirst = true
