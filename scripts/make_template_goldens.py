@@ -204,7 +204,7 @@ EXPRESSIONS = [
      {"n": None}),
     ("{{ '  x y  ' | trim }}|{{ 'xxhixx' | trim('x') }}|{{ 'hello world' | upper }}|{{ 'HeLLo' | lower }}|{{ 'hello WORLD' | capitalize }}|{{ 'hello wide-world (big)' | title }}|{{ 'hello wide-world' .title() }}", {}),
     ("{{ [3, 1, 2] | length }}|{{ 'héllo' | length }}|{{ {'a': 1} | count }}|{{ [1, 2, 3] | first }}|{{ [1, 2, 3] | last }}|{{ 'abc' | list }}|{{ [1, 2, 3] | reverse | list }}|{{ 'abc' | reverse }}|{{ [1, 2] | join(', ') }}|{{ [1, 2] | join }}", {}),
-    ("{{ x | tojson }}|{{ 'ü\"\\n\\u0001<>&\\'' | tojson }}|{{ [1.0, 2.5, none, true] | tojson }}|{{ {} | tojson }}|{{ [] | tojson }}|{{ x | tojson(indent=2) }}|{{ y | tojson }}",
+    ("{{ x | tojson }}|{{ 'ü\"\\n\\u0001<>&\\'' | tojson }}|{{ [1.0, 2.5, none, true] | tojson }}|{{ {} | tojson }}|{{ [] | tojson }}|{{ x | tojson(indent=2) }}|{{ y | tojson }}|{{ x | tojson(separators=(',', ':')) }}|{{ x | tojson(sort_keys=true, indent=1, separators=(';', '=')) }}",
      {"x": {"b": 1, "a": [1, {"c": "d"}], "e": {}}, "y": 1e100}),
     ("{{ 42 | string }}{{ '12' | int + 1 }}{{ '3.7' | int }}{{ 3.7 | int }}{{ 'x' | int }}{{ 'x' | int(5) }}{{ '2.5' | float }}{{ 2 | float }}{{ -3 | abs }}{{ 2.5 | round }}{{ 3.14159 | round(2) }}{{ 2.1 | round(0, 'ceil') }}", {}),
     ("{{ [3, 1, 2] | sort }}|{{ ['b', 'A', 'c'] | sort }}|{{ [3, 1, 2] | sort(reverse=true) }}|{{ ms | sort(attribute='n') | map(attribute='n') | list }}|{{ ['a', 'A', 'b'] | unique | list }}|{{ [3, 1, 2] | min }}|{{ [3, 1, 2] | max }}|{{ [1, 2, 3] | sum }}",

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import SparrowJinja
+import SparrowJinja
 
 /// Renderings produced by Python jinja2 configured as Hugging Face transformers does
 /// (scripts/make_template_goldens.py); SparrowJinja must match them byte for byte.
@@ -8,9 +8,12 @@ private func loadFixture(_ name: String) throws -> JinjaObject {
     let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures/templates/\(name)")
     let text = try String(contentsOf: url, encoding: .utf8)
-    guard case .object(let object) = try JinjaValue(json: text) else { throw JinjaError("fixture \(name) is not an object") }
+    let value = try JinjaValue(json: text)
+    guard case .object(let object) = value else { throw FixtureError(file: name) }
     return object
 }
+
+private struct FixtureError: Error { let file: String }
 
 private struct GoldenCase: CustomTestStringConvertible {
     let name: String
