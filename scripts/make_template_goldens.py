@@ -10,7 +10,11 @@ filter that is `json.dumps(ensure_ascii=False)` without key sorting).
 Writes Tests/Fixtures/templates/chat_templates.json (model templates x conversations) and
 Tests/Fixtures/templates/expressions.json (small templates exercising the language).
 
-Usage: python3 scripts/make_template_goldens.py [models_dir]
+With --check-llama-cpp it instead renders every chat case of the GGUF templates through
+llama.cpp (xllamacpp's llama-server, /apply-template with jinja enabled) and reports
+whether llama.cpp agrees with the committed goldens.
+
+Usage: python3 scripts/make_template_goldens.py [--check-llama-cpp] [models_dir]
 """
 import json
 import os
@@ -21,14 +25,16 @@ import jinja2
 import jinja2.ext
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-MODELS_DIR = sys.argv[1] if len(sys.argv) > 1 else os.path.expanduser("~/.cache/sparrow/models")
+ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]
+MODELS_DIR = ARGS[0] if ARGS else os.path.expanduser("~/.cache/sparrow/models")
 OUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "Fixtures", "templates")
 
 MODELS = ["smollm2-135m", "qwen2.5-coder-0.5b", "gemma3-270m"]
 
-# gemma3-270m.gguf carries no tokenizer.chat_template. Google's published Gemma 3 chat
-# template (tokenizer_config.json of google/gemma-3-270m-it and the other Gemma 3 models)
-# is used for it instead, so the model still has a golden rendering.
+# gemma3-270m.gguf carries no tokenizer.chat_template (llama.cpp then falls back to
+# ChatML). Google's published Gemma 3 chat template (tokenizer_config.json of
+# google/gemma-3-270m-it and the other Gemma 3 models) is rendered instead under the name
+# "gemma3-hf-template", as a real-world template with raise_exception, `is string`, trim.
 GEMMA3_HF_TEMPLATE = r"""{{ bos_token }}
 {%- if messages[0]['role'] == 'system' -%}
     {%- if messages[0]['content'] is string -%}
@@ -94,7 +100,7 @@ def model_template(name):
     if field is not None:
         return {"name": name, "origin": f"{name}.gguf tokenizer.chat_template", "template": field.contents(),
                 "bos_token": bos, "eos_token": eos}
-    return {"name": name, "origin": "Gemma 3 template from Hugging Face (the GGUF has none)",
+    return {"name": "gemma3-hf-template", "origin": f"Gemma 3 template from Hugging Face ({name}.gguf has none)",
             "template": GEMMA3_HF_TEMPLATE, "bos_token": bos, "eos_token": eos}
 
 
@@ -147,7 +153,7 @@ def chat_cases(env, templates):
     for spec in templates:
         template = env.from_string(spec["template"])
         conversations = dict(CONVERSATIONS)
-        if spec["name"] != "gemma3-270m":
+        if spec["name"] != "gemma3-hf-template":
             conversations.update(TOOL_CONVERSATIONS)
         else:
             conversations["not-alternating"] = [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]
@@ -244,7 +250,42 @@ def expression_cases(env):
     return cases
 
 
+def check_llama_cpp():
+    import urllib.request
+    import xllamacpp
+
+    with open(os.path.join(OUT_DIR, "chat_templates.json"), encoding="utf-8") as file:
+        fixture = json.load(file)
+    for spec in fixture["templates"]:
+        if not spec["origin"].endswith("tokenizer.chat_template"):
+            continue
+        params = xllamacpp.CommonParams()
+        params.model.path = os.path.join(MODELS_DIR, spec["name"] + ".gguf")
+        params.n_ctx, params.n_parallel, params.use_jinja = 512, 1, True
+        server = xllamacpp.Server(params)
+        matched, differed = 0, []
+        for case in fixture["cases"]:
+            if case["template"] != spec["name"] or "expected" not in case:
+                continue
+            context = case["context"]
+            body = {"messages": context["messages"], "add_generation_prompt": context["add_generation_prompt"]}
+            if "tools" in context:
+                body["tools"] = context["tools"]
+            request = urllib.request.Request(server.listening_address.rstrip("/") + "/apply-template",
+                                             data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+            prompt = json.load(urllib.request.urlopen(request))["prompt"]
+            if prompt == case["expected"]:
+                matched += 1
+            else:
+                differed.append(case["name"])
+        print(f"{spec['name']}: llama.cpp matches {matched} cases, differs on {differed or 'none'}")
+        del server
+
+
 def main():
+    if "--check-llama-cpp" in sys.argv:
+        check_llama_cpp()
+        return
     env = environment()
     templates = [model_template(name) for name in MODELS]
     chat = {"generator": "scripts/make_template_goldens.py", "jinja2_version": jinja2.__version__,
