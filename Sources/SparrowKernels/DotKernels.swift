@@ -50,18 +50,6 @@ extension UnsafeRawPointer {
     @inline(__always) func simd<V: SIMD>(_: V.Type, at offset: Int = 0) -> V { loadUnaligned(fromByteOffset: offset, as: V.self) }
 }
 
-/// Two 4-bit halves of 16 bytes as 32 bytes in element order (low nibbles first).
-@inline(__always) func nibbles(_ q: SIMD16<UInt8>) -> SIMD32<UInt8> { SIMD32(lowHalf: q & 0x0F, highHalf: q &>> 4) }
-
-/// Bit j of `mask` as 0x10 in byte j (Q5_0's fifth bits). Each byte of the mask is copied to
-/// 8 bytes, bit k kept in byte k, and every non-zero byte turned into 0x10 with a carry-free add.
-@inline(__always) func fifthBits(_ mask: UInt32) -> SIMD32<UInt8> {
-    let bytes = SIMD4<UInt64>(UInt64(mask & 0xFF), UInt64((mask >> 8) & 0xFF), UInt64((mask >> 16) & 0xFF), UInt64(mask >> 24))
-    let spread = (bytes &* 0x0101_0101_0101_0101) & 0x8040_2010_0804_0201
-    let flags = ((spread &+ 0x7F7F_7F7F_7F7F_7F7F) & 0x8080_8080_8080_8080) &>> 3
-    return unsafeBitCast(flags, to: SIMD32<UInt8>.self)
-}
-
 /// Dot products of one encoded weight row with one token's quantised activations.
 /// `blocks` counts 32-element blocks (Q8Row kernels) or 256-element super-blocks (Q8KRow).
 enum QuantDot<D: Int8DotProduct> {
@@ -76,7 +64,7 @@ enum QuantDot<D: Int8DotProduct> {
             let block = w + 34 * b, xs = x.scales[b]
             let d = block.float16(at: 0)
             // Signed weights become unsigned by +128; the +128 * sum(x) is removed below.
-            let u = block.simd(SIMD32<UInt8>.self, at: 2) ^ 0x80
+            let u = sparrow_offset_binary32(block.simd(SIMD32<Int8>.self, at: 2))
             let dot = D.dot(.zero, u, UnsafeRawPointer(x.quants + 32 * b).simd(SIMD32<Int8>.self))
             acc.addProduct(sparrow_i32x8_to_f32(dot), SIMD8(repeating: d * xs.x))
             offsets.addProduct(d, xs.y)
@@ -90,7 +78,7 @@ enum QuantDot<D: Int8DotProduct> {
         for b in 0..<blocks {
             let block = w + 18 * b, xs = x.scales[b]
             let d = block.float16(at: 0)
-            let dot = D.dot(.zero, nibbles(block.simd(SIMD16<UInt8>.self, at: 2)), UnsafeRawPointer(x.quants + 32 * b).simd(SIMD32<Int8>.self))
+            let dot = D.dot(.zero, sparrow_nibbles32(block.simd(SIMD16<UInt8>.self, at: 2)), UnsafeRawPointer(x.quants + 32 * b).simd(SIMD32<Int8>.self))
             acc.addProduct(sparrow_i32x8_to_f32(dot), SIMD8(repeating: d * xs.x))
             offsets.addProduct(d, xs.y)
         }
@@ -103,7 +91,7 @@ enum QuantDot<D: Int8DotProduct> {
         for b in 0..<blocks {
             let block = w + 20 * b, xs = x.scales[b]
             let d = block.float16(at: 0), m = block.float16(at: 2)
-            let dot = D.dot(.zero, nibbles(block.simd(SIMD16<UInt8>.self, at: 4)), UnsafeRawPointer(x.quants + 32 * b).simd(SIMD32<Int8>.self))
+            let dot = D.dot(.zero, sparrow_nibbles32(block.simd(SIMD16<UInt8>.self, at: 4)), UnsafeRawPointer(x.quants + 32 * b).simd(SIMD32<Int8>.self))
             acc.addProduct(sparrow_i32x8_to_f32(dot), SIMD8(repeating: d * xs.x))
             minimums.addProduct(m, xs.y)
         }
@@ -116,7 +104,7 @@ enum QuantDot<D: Int8DotProduct> {
         for b in 0..<blocks {
             let block = w + 22 * b, xs = x.scales[b]
             let d = block.float16(at: 0)
-            let u = nibbles(block.simd(SIMD16<UInt8>.self, at: 6)) | fifthBits(block.loadUnaligned(fromByteOffset: 2, as: UInt32.self))
+            let u = sparrow_q5_quants(block.simd(SIMD16<UInt8>.self, at: 6), block.loadUnaligned(fromByteOffset: 2, as: UInt32.self))
             let dot = D.dot(.zero, u, UnsafeRawPointer(x.quants + 32 * b).simd(SIMD32<Int8>.self))
             acc.addProduct(sparrow_i32x8_to_f32(dot), SIMD8(repeating: d * xs.x))
             offsets.addProduct(d, xs.y)
@@ -136,9 +124,9 @@ enum QuantDot<D: Int8DotProduct> {
             let xq = UnsafeRawPointer(x.quants + 256 * b)
             var sum = SIMD16<Int32>()
             for pair in 0..<4 {
-                let q = block.simd(SIMD32<UInt8>.self, at: 16 + 32 * pair)
-                let dot = D.dot(.zero, SIMD64(lowHalf: q & 0x0F, highHalf: q &>> 4), xq.simd(SIMD64<Int8>.self, at: 64 * pair))
-                sum &+= dot &* SIMD16(lowHalf: SIMD8(repeating: Int32(scales[2 * pair])), highHalf: SIMD8(repeating: Int32(scales[2 * pair + 1])))
+                let u = sparrow_nibbles64(block.simd(SIMD32<UInt8>.self, at: 16 + 32 * pair))
+                let dot = D.dot(.zero, u, xq.simd(SIMD64<Int8>.self, at: 64 * pair))
+                sum &+= dot &* sparrow_repeat8x2(Int32(scales[2 * pair]), Int32(scales[2 * pair + 1]))
             }
             acc.addProduct(sparrow_i32x16_to_f32(sum), SIMD16(repeating: block.float16(at: 0) * xd))
             let groupSums = x.groupSums + 16 * b
@@ -156,25 +144,20 @@ enum QuantDot<D: Int8DotProduct> {
         var acc = SIMD16<Float>()
         for b in 0..<blocks {
             let block = w + 210 * b
-            let scales = sparrow_i8x16_to_i32(block.simd(SIMD16<Int8>.self, at: 192))
+            let scales = (block + 192).assumingMemoryBound(to: Int8.self)
             let xq = UnsafeRawPointer(x.quants + 256 * b)
             var sum = SIMD16<Int32>()
             for half in 0..<2 {
                 let low = block.simd(SIMD64<UInt8>.self, at: 64 * half)
                 let high = block.simd(SIMD32<UInt8>.self, at: 128 + 32 * half)
                 for pair in 0..<2 {
-                    let shift = UInt8(4 * pair)
-                    let u = (low &>> shift) & 0x0F | SIMD64(lowHalf: (high &>> shift) & 3, highHalf: (high &>> (shift + 2)) & 3) &<< 4
+                    let u = sparrow_q6k_quants(low, high, Int32(4 * pair))
                     let dot = D.dot(.zero, u, xq.simd(SIMD64<Int8>.self, at: 128 * half + 64 * pair))
-                    let first = 8 * half + 4 * pair
-                    let laneScales = SIMD16(
-                        lowHalf: SIMD8(lowHalf: SIMD4(repeating: scales[first]), highHalf: SIMD4(repeating: scales[first + 1])),
-                        highHalf: SIMD8(lowHalf: SIMD4(repeating: scales[first + 2]), highHalf: SIMD4(repeating: scales[first + 3])))
-                    sum &+= dot &* laneScales
+                    sum &+= dot &* sparrow_repeat4x4(scales + 8 * half + 4 * pair)
                 }
             }
             let groupSums = sparrow_i16x16_to_i32(UnsafeRawPointer(x.groupSums + 16 * b).simd(SIMD16<Int16>.self))
-            let offset = 32 &* sparrow_reduce_add_i32x16(groupSums &* scales)
+            let offset = 32 &* sparrow_reduce_add_i32x16(groupSums &* sparrow_i8x16_to_i32(UnsafeRawPointer(scales).simd(SIMD16<Int8>.self)))
             sum[0] &-= offset
             acc.addProduct(sparrow_i32x16_to_f32(sum), SIMD16(repeating: block.float16(at: 208) * x.scales[b]))
         }

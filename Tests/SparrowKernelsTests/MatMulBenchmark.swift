@@ -17,7 +17,8 @@ struct MatMulBenchmark {
         defer { weights.deallocate() }
         for c in 0..<copies { one.withUnsafeBytes { (weights + c * one.count).copyMemory(from: $0.baseAddress!, byteCount: one.count) } }
         let matrices = try (0..<copies).map { try WeightMatrix(type: type, rows: rows, cols: cols, data: weights + $0 * one.count) }
-        let matmul = MatMul(pool: ThreadPool(threadCount: 2))
+        let threads = Int(ProcessInfo.processInfo.environment["SPARROW_BENCH_THREADS"] ?? "") ?? 2
+        let matmul = MatMul(pool: ThreadPool(threadCount: threads))
         let maxTokens = 512
         let input = (0..<maxTokens * cols).map { _ in Float.random(in: -1...1, using: &rng) }
         var output = [Float](repeating: 0, count: maxTokens * rows)
@@ -38,7 +39,7 @@ struct MatMulBenchmark {
         let hot = seconds(480, tokens: 1, rotate: false) / 480
         let gemm = seconds(3, tokens: maxTokens, rotate: false) / 3
         let flops = 2.0 * Double(rows * cols * maxTokens)
-        print(String(format: "BENCH %@ %dx%d (%.2f MB): GEMV %.1f GB/s from DRAM (%.0f us), %.1f GB/s cache-hot (%.0f us); GEMM %d tokens %.1f GFLOP/s",
-                     type.name, rows, cols, bytes / 1e6, bytes / cold / 1e9, cold * 1e6, bytes / hot / 1e9, hot * 1e6, maxTokens, flops / gemm / 1e9))
+        print(String(format: "BENCH %d threads %@ %dx%d (%.2f MB): GEMV %.1f GB/s from DRAM (%.0f us), %.1f GB/s cache-hot (%.0f us); GEMM %d tokens %.1f GFLOP/s",
+                     threads, type.name, rows, cols, bytes / 1e6, bytes / cold / 1e9, cold * 1e6, bytes / hot / 1e9, hot * 1e6, maxTokens, flops / gemm / 1e9))
     }
 }
