@@ -162,12 +162,19 @@ extension Renderer {
         case "length", "count": return .int(try value.length())
         case "tojson":
             let bound = try arguments.bind(["ensure_ascii", "indent", "separators", "sort_keys"], to: name)
-            guard bound[0] == nil || bound[0]?.isTruthy == false, bound[2] == nil else {
-                throw JinjaError("tojson(): only the 'indent' and 'sort_keys' options are supported")
+            guard bound[0] == nil || bound[0]?.isTruthy == false else {
+                throw JinjaError("tojson(): ensure_ascii=True is not supported")
+            }
+            var separators: (item: String, key: String)?
+            if let given = bound[2], !given.isEqual(to: .none) {
+                guard case .array(let pair) = given, pair.count == 2, case .string(let item) = pair[0], case .string(let key) = pair[1] else {
+                    throw JinjaError("tojson(): separators must be a pair of strings")
+                }
+                separators = (item, key)
             }
             var data = try value.toJinjaValue()
             if bound[3]?.isTruthy == true { data = sortingKeys(data) }
-            return .string(data.jsonString(indent: bound[1]?.integer))
+            return .string(data.jsonString(indent: bound[1]?.integer, separators: separators))
         case "default", "d":
             let bound = try arguments.bind(["default_value", "boolean"], to: name)
             let useDefault = bound[1]?.isTruthy == true ? !value.isTruthy : value.isUndefined

@@ -11,15 +11,17 @@ extension JinjaValue {
         self = try parser.parseDocument()
     }
 
-    /// Serialises like Python `json.dumps(value, ensure_ascii=False, indent=indent)`:
-    /// `", "` and `": "` separators without indent, `","` plus newline and indent with it.
-    public func jsonString(indent: Int? = nil) -> String {
+    /// Serialises like Python `json.dumps(value, ensure_ascii=False, indent=indent,
+    /// separators=separators)`: by default `", "` and `": "` without indent, `","` and
+    /// `": "` with it (items then go on their own indented lines).
+    public func jsonString(indent: Int? = nil, separators: (item: String, key: String)? = nil) -> String {
         var output = ""
-        writeJSON(to: &output, indent: indent, level: 0)
+        let format = JSONFormat(indent: indent, item: separators?.item ?? (indent == nil ? ", " : ","), key: separators?.key ?? ": ")
+        writeJSON(to: &output, format: format, level: 0)
         return output
     }
 
-    private func writeJSON(to output: inout String, indent: Int?, level: Int) {
+    private func writeJSON(to output: inout String, format: JSONFormat, level: Int) {
         switch self {
         case .none: output += "null"
         case .bool(let value): output += value ? "true" : "false"
@@ -27,39 +29,43 @@ extension JinjaValue {
         case .double(let value): output += pythonJSONFloat(value)
         case .string(let value): writeJSONString(value, to: &output)
         case .array(let elements):
-            writeContainer(open: "[", close: "]", count: elements.count, to: &output, indent: indent, level: level) { index, output in
-                elements[index].writeJSON(to: &output, indent: indent, level: level + 1)
+            writeContainer(open: "[", close: "]", count: elements.count, to: &output, format: format, level: level) { index, output in
+                elements[index].writeJSON(to: &output, format: format, level: level + 1)
             }
         case .object(let object):
             let pairs = object.storage.pairs
-            writeContainer(open: "{", close: "}", count: pairs.count, to: &output, indent: indent, level: level) { index, output in
+            writeContainer(open: "{", close: "}", count: pairs.count, to: &output, format: format, level: level) { index, output in
                 writeJSONString(pairs[index].key, to: &output)
-                output += ": "
-                pairs[index].value.writeJSON(to: &output, indent: indent, level: level + 1)
+                output += format.key
+                pairs[index].value.writeJSON(to: &output, format: format, level: level + 1)
             }
         }
     }
 }
 
+private struct JSONFormat {
+    let indent: Int?
+    let item: String
+    let key: String
+}
+
 private func writeContainer(
-    open: String, close: String, count: Int, to output: inout String, indent: Int?, level: Int,
+    open: String, close: String, count: Int, to output: inout String, format: JSONFormat, level: Int,
     element: (Int, inout String) -> Void
 ) {
     output += open
     guard count > 0 else { output += close; return }
-    let separator: String
-    if let indent {
+    var separator = format.item
+    if let indent = format.indent {
         let inner = "\n" + String(repeating: " ", count: indent * (level + 1))
-        separator = "," + inner
+        separator += inner
         output += inner
-    } else {
-        separator = ", "
     }
     for index in 0..<count {
         if index > 0 { output += separator }
         element(index, &output)
     }
-    if let indent { output += "\n" + String(repeating: " ", count: indent * level) }
+    if let indent = format.indent { output += "\n" + String(repeating: " ", count: indent * level) }
     output += close
 }
 

@@ -7,6 +7,9 @@ struct Parser {
     private let tokens: [Token]
     private var index = 0
     private var depth = 0
+    /// Loops enclosing the current position (reset inside macros), so a `break` outside
+    /// any loop is a syntax error.
+    private var loopDepth = 0
 
     init(tokens: [Token]) { self.tokens = tokens }
 
@@ -132,6 +135,7 @@ struct Parser {
         case "set": nodes.append(try parseSet(line: line))
         case "macro": nodes.append(try parseMacro(line: line))
         case "break", "continue":
+            guard loopDepth > 0 else { throw JinjaError("'\(tag)' outside of a loop", line: line) }
             try expectBlockEnd()
             nodes.append(tag == "break" ? .breakLoop(line: line) : .continueLoop(line: line))
         case "generation":
@@ -175,7 +179,9 @@ struct Parser {
         let filter = skip(name: "if") ? try parseExpression() : nil
         if isName("recursive") { throw JinjaError("recursive loops are not supported", line: line) }
         try expectBlockEnd()
+        loopDepth += 1
         let (body, endTag) = try parseBody(until: ["else", "endfor"], opener: "for", line: line)
+        loopDepth -= 1
         var otherwise: [Node] = []
         if endTag == "else" {
             try expectBlockEnd()
@@ -217,7 +223,10 @@ struct Parser {
             parameters.append((parameter, skip(op: "=") ? try parseExpression() : nil))
         }
         try expectBlockEnd()
+        let enclosingLoops = loopDepth
+        loopDepth = 0
         let (body, _) = try parseBody(until: ["endmacro"], opener: "macro", line: line)
+        loopDepth = enclosingLoops
         if case .name = current.kind { index += 1 }  // optional `{% endmacro name %}`
         try expectBlockEnd()
         return .macro(MacroDefinition(name: name, parameters: parameters, body: body), line: line)

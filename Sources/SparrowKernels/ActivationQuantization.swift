@@ -1,3 +1,5 @@
+import CSparrowSIMD
+
 // Activations are quantised once per matmul to int8 so every weight block is consumed by an
 // integer dot product. Two layouts, matching the weight families:
 // - Q8 blocks of 32 (for Q8_0, Q4_0, Q4_1, Q5_0): per block the scale d and d * sum(q), the
@@ -24,15 +26,17 @@ struct Q8KRow {
 /// the scale d = max|x| / 127 rounded to f16 as ggml stores it.
 func quantizeQ8(_ x: UnsafePointer<Float>, count: Int, quants: UnsafeMutablePointer<Int8>, scales: UnsafeMutablePointer<SIMD2<Float>>) {
     for b in 0..<count / 32 {
-        let v = UnsafeRawPointer(x + 32 * b).loadUnaligned(as: SIMD32<Float>.self)
-        let amax = pointwiseMax(v, -v).max()
+        let src = UnsafeRawPointer(x + 32 * b), dst = UnsafeMutableRawPointer(quants + 32 * b)
+        let v0 = src.simd(SIMD16<Float>.self), v1 = src.simd(SIMD16<Float>.self, at: 64)
+        let amax = sparrow_reduce_max_f32x16(pointwiseMax(pointwiseMax(v0, -v0), pointwiseMax(v1, -v1)))
         let inverse: Float = amax == 0 ? 0 : 127 / amax
-        let q = SIMD32<Int32>((v * inverse).rounded(.toNearestOrEven))
-        UnsafeMutableRawPointer(quants + 32 * b).storeBytes(of: SIMD32<Int8>(truncatingIfNeeded: q), as: SIMD32<Int8>.self)
+        let q0 = sparrow_round_to_i32(v0 * inverse), q1 = sparrow_round_to_i32(v1 * inverse)
+        dst.storeBytes(of: sparrow_i32x16_to_i8(q0), as: SIMD16<Int8>.self)
+        dst.storeBytes(of: sparrow_i32x16_to_i8(q1), toByteOffset: 16, as: SIMD16<Int8>.self)
         // ggml keeps the block scale as f16; rounding it the same way keeps logits closest to
         // llama.cpp's (the golden reference), at no cost in accuracy that matters.
         let d = Float(Float16(amax / 127))
-        scales[b] = SIMD2(d, d * Float(q.wrappedSum()))
+        scales[b] = SIMD2(d, d * Float(sparrow_reduce_add_i32x16(q0 &+ q1)))
     }
 }
 
@@ -40,17 +44,21 @@ func quantizeQ8(_ x: UnsafePointer<Float>, count: Int, quants: UnsafeMutablePoin
 /// magnitude maps to -127 (as ggml does), the rest round to nearest, clamped to 127.
 func quantizeQ8K(_ x: UnsafePointer<Float>, count: Int, quants: UnsafeMutablePointer<Int8>, scales: UnsafeMutablePointer<Float>, groupSums: UnsafeMutablePointer<Int16>) {
     for b in 0..<count / 256 {
-        let src = x + 256 * b
-        var largest: Float = 0
-        for i in 0..<256 where abs(src[i]) > abs(largest) { largest = src[i] }
+        let src = UnsafeRawPointer(x + 256 * b)
+        var high = src.simd(SIMD16<Float>.self), low = high
+        for g in 1..<16 {
+            let v = src.simd(SIMD16<Float>.self, at: 64 * g)
+            high = pointwiseMax(high, v)
+            low = pointwiseMin(low, v)
+        }
+        let highest = sparrow_reduce_max_f32x16(high), lowest = sparrow_reduce_min_f32x16(low)
+        let largest = -lowest > highest ? lowest : highest
         let inverse: Float = largest == 0 ? 0 : -127 / largest
         scales[b] = largest == 0 ? 0 : 1 / inverse
         for g in 0..<16 {
-            let v = UnsafeRawPointer(src + 16 * g).loadUnaligned(as: SIMD16<Float>.self)
-            var q = SIMD16<Int32>((v * inverse).rounded(.toNearestOrEven))
-            q.replace(with: 127, where: q .> 127)
-            UnsafeMutableRawPointer(quants + 256 * b + 16 * g).storeBytes(of: SIMD16<Int8>(truncatingIfNeeded: q), as: SIMD16<Int8>.self)
-            groupSums[16 * b + g] = Int16(q.wrappedSum())
+            let q = sparrow_min_i32x16(sparrow_round_to_i32(src.simd(SIMD16<Float>.self, at: 64 * g) * inverse), SIMD16(repeating: 127))
+            UnsafeMutableRawPointer(quants + 256 * b + 16 * g).storeBytes(of: sparrow_i32x16_to_i8(q), as: SIMD16<Int8>.self)
+            groupSums[16 * b + g] = Int16(sparrow_reduce_add_i32x16(q))
         }
     }
 }

@@ -20,19 +20,26 @@ enum VNNIDot: Int8DotProduct {
     }
 }
 
-/// Plain Swift SIMD, for CPUs without VNNI: widen, multiply, add neighbouring lanes.
+/// Plain Swift SIMD, for CPUs without VNNI: each int32 lane multiplies its four byte pairs,
+/// extracted with shifts (only lane-wise operators, which Swift inlines).
 enum PortableDot: Int8DotProduct {
     @inline(__always)
     static func dot(_ acc: SIMD8<Int32>, _ u: SIMD32<UInt8>, _ s: SIMD32<Int8>) -> SIMD8<Int32> {
-        let products = SIMD32<Int32>(truncatingIfNeeded: u) &* SIMD32<Int32>(truncatingIfNeeded: s)
-        let pairs = products.evenHalf &+ products.oddHalf
-        return acc &+ pairs.evenHalf &+ pairs.oddHalf
+        bytePairProducts(acc, unsafeBitCast(u, to: SIMD8<Int32>.self), unsafeBitCast(s, to: SIMD8<Int32>.self))
     }
     @inline(__always)
     static func dot(_ acc: SIMD16<Int32>, _ u: SIMD64<UInt8>, _ s: SIMD64<Int8>) -> SIMD16<Int32> {
-        let products = SIMD64<Int32>(truncatingIfNeeded: u) &* SIMD64<Int32>(truncatingIfNeeded: s)
-        let pairs = products.evenHalf &+ products.oddHalf
-        return acc &+ pairs.evenHalf &+ pairs.oddHalf
+        bytePairProducts(acc, unsafeBitCast(u, to: SIMD16<Int32>.self), unsafeBitCast(s, to: SIMD16<Int32>.self))
+    }
+    /// acc + sum over the 4 bytes k of each lane of unsigned(u byte k) * signed(s byte k).
+    @inline(__always)
+    static func bytePairProducts<V: SIMD>(_ acc: V, _ u: V, _ s: V) -> V where V.Scalar == Int32 {
+        var acc = acc
+        acc &+= (u & 0xFF) &* ((s &<< 24) &>> 24)
+        acc &+= ((u &>> 8) & 0xFF) &* ((s &<< 16) &>> 24)
+        acc &+= ((u &>> 16) & 0xFF) &* ((s &<< 8) &>> 24)
+        acc &+= ((u &>> 24) & 0xFF) &* (s &>> 24)
+        return acc
     }
 }
 
@@ -42,9 +49,6 @@ let cpuHasVNNI: Bool = sparrow_cpu_has_avx512_vnni() != 0
 extension UnsafeRawPointer {
     @inline(__always) func simd<V: SIMD>(_: V.Type, at offset: Int = 0) -> V { loadUnaligned(fromByteOffset: offset, as: V.self) }
 }
-
-/// Two 4-bit halves of 16 bytes as 32 bytes in element order (low nibbles first).
-@inline(__always) func nibbles(_ q: SIMD16<UInt8>) -> SIMD32<UInt8> { SIMD32(lowHalf: q & 0x0F, highHalf: q &>> 4) }
 
 /// Dot products of one encoded weight row with one token's quantised activations.
 /// `blocks` counts 32-element blocks (Q8Row kernels) or 256-element super-blocks (Q8KRow).
@@ -60,12 +64,12 @@ enum QuantDot<D: Int8DotProduct> {
             let block = w + 34 * b, xs = x.scales[b]
             let d = block.float16(at: 0)
             // Signed weights become unsigned by +128; the +128 * sum(x) is removed below.
-            let u = SIMD32<UInt8>(truncatingIfNeeded: block.simd(SIMD32<Int8>.self, at: 2)) ^ 0x80
+            let u = sparrow_offset_binary32(block.simd(SIMD32<Int8>.self, at: 2))
             let dot = D.dot(.zero, u, UnsafeRawPointer(x.quants + 32 * b).simd(SIMD32<Int8>.self))
-            acc.addProduct(SIMD8<Float>(dot), SIMD8(repeating: d * xs.x))
+            acc.addProduct(sparrow_i32x8_to_f32(dot), SIMD8(repeating: d * xs.x))
             offsets.addProduct(d, xs.y)
         }
-        return acc.sum() - 128 * offsets
+        return sparrow_reduce_add_f32x8(acc) - 128 * offsets
     }
 
     @inline(__always)
@@ -74,11 +78,11 @@ enum QuantDot<D: Int8DotProduct> {
         for b in 0..<blocks {
             let block = w + 18 * b, xs = x.scales[b]
             let d = block.float16(at: 0)
-            let dot = D.dot(.zero, nibbles(block.simd(SIMD16<UInt8>.self, at: 2)), UnsafeRawPointer(x.quants + 32 * b).simd(SIMD32<Int8>.self))
-            acc.addProduct(SIMD8<Float>(dot), SIMD8(repeating: d * xs.x))
+            let dot = D.dot(.zero, sparrow_nibbles32(block.simd(SIMD16<UInt8>.self, at: 2)), UnsafeRawPointer(x.quants + 32 * b).simd(SIMD32<Int8>.self))
+            acc.addProduct(sparrow_i32x8_to_f32(dot), SIMD8(repeating: d * xs.x))
             offsets.addProduct(d, xs.y)
         }
-        return acc.sum() - 8 * offsets
+        return sparrow_reduce_add_f32x8(acc) - 8 * offsets
     }
 
     @inline(__always)
@@ -87,28 +91,25 @@ enum QuantDot<D: Int8DotProduct> {
         for b in 0..<blocks {
             let block = w + 20 * b, xs = x.scales[b]
             let d = block.float16(at: 0), m = block.float16(at: 2)
-            let dot = D.dot(.zero, nibbles(block.simd(SIMD16<UInt8>.self, at: 4)), UnsafeRawPointer(x.quants + 32 * b).simd(SIMD32<Int8>.self))
-            acc.addProduct(SIMD8<Float>(dot), SIMD8(repeating: d * xs.x))
+            let dot = D.dot(.zero, sparrow_nibbles32(block.simd(SIMD16<UInt8>.self, at: 4)), UnsafeRawPointer(x.quants + 32 * b).simd(SIMD32<Int8>.self))
+            acc.addProduct(sparrow_i32x8_to_f32(dot), SIMD8(repeating: d * xs.x))
             minimums.addProduct(m, xs.y)
         }
-        return acc.sum() + minimums
+        return sparrow_reduce_add_f32x8(acc) + minimums
     }
 
     @inline(__always)
     static func q5_0(_ w: UnsafeRawPointer, _ x: Q8Row, blocks: Int) -> Float {
-        let lanes = SIMD32<UInt32>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
-                                   16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31)
         var acc = SIMD8<Float>(), offsets: Float = 0
         for b in 0..<blocks {
             let block = w + 22 * b, xs = x.scales[b]
             let d = block.float16(at: 0)
-            let highBits = (SIMD32(repeating: block.loadUnaligned(fromByteOffset: 2, as: UInt32.self)) &>> lanes) & 1
-            let u = nibbles(block.simd(SIMD16<UInt8>.self, at: 6)) | SIMD32<UInt8>(truncatingIfNeeded: highBits) &<< 4
+            let u = sparrow_q5_quants(block.simd(SIMD16<UInt8>.self, at: 6), block.loadUnaligned(fromByteOffset: 2, as: UInt32.self))
             let dot = D.dot(.zero, u, UnsafeRawPointer(x.quants + 32 * b).simd(SIMD32<Int8>.self))
-            acc.addProduct(SIMD8<Float>(dot), SIMD8(repeating: d * xs.x))
+            acc.addProduct(sparrow_i32x8_to_f32(dot), SIMD8(repeating: d * xs.x))
             offsets.addProduct(d, xs.y)
         }
-        return acc.sum() - 16 * offsets
+        return sparrow_reduce_add_f32x8(acc) - 16 * offsets
     }
 
     /// Q4_K: per 64 elements one 512-bit dot gives 8 lanes per 32-element sub-block; lanes are
@@ -120,20 +121,20 @@ enum QuantDot<D: Int8DotProduct> {
             let block = w + 144 * b
             let xd = x.scales[b]
             let (scales, mins) = unpackQ4KScales(block + 4)
-            let s = SIMD8<Int32>(truncatingIfNeeded: scales)
             let xq = UnsafeRawPointer(x.quants + 256 * b)
             var sum = SIMD16<Int32>()
             for pair in 0..<4 {
-                let q = block.simd(SIMD32<UInt8>.self, at: 16 + 32 * pair)
-                let dot = D.dot(.zero, SIMD64(lowHalf: q & 0x0F, highHalf: q &>> 4), xq.simd(SIMD64<Int8>.self, at: 64 * pair))
-                sum &+= dot &* SIMD16(lowHalf: SIMD8(repeating: s[2 * pair]), highHalf: SIMD8(repeating: s[2 * pair + 1]))
+                let u = sparrow_nibbles64(block.simd(SIMD32<UInt8>.self, at: 16 + 32 * pair))
+                let dot = D.dot(.zero, u, xq.simd(SIMD64<Int8>.self, at: 64 * pair))
+                sum &+= dot &* sparrow_repeat8x2(Int32(scales[2 * pair]), Int32(scales[2 * pair + 1]))
             }
-            acc.addProduct(SIMD16<Float>(sum), SIMD16(repeating: block.float16(at: 0) * xd))
-            let g = SIMD16<Int32>(truncatingIfNeeded: UnsafeRawPointer(x.groupSums + 16 * b).simd(SIMD16<Int16>.self))
-            let sums32 = g.evenHalf &+ g.oddHalf
-            minimums.addProduct(block.float16(at: 2) * xd, Float((sums32 &* SIMD8<Int32>(truncatingIfNeeded: mins)).wrappedSum()))
+            acc.addProduct(sparrow_i32x16_to_f32(sum), SIMD16(repeating: block.float16(at: 0) * xd))
+            let groupSums = x.groupSums + 16 * b
+            var minSum: Int32 = 0
+            for sub in 0..<8 { minSum &+= Int32(mins[sub]) &* (Int32(groupSums[2 * sub]) &+ Int32(groupSums[2 * sub + 1])) }
+            minimums.addProduct(block.float16(at: 2) * xd, Float(minSum))
         }
-        return acc.sum() - minimums
+        return sparrow_reduce_add_f32x16(acc) - minimums
     }
 
     /// Q6_K: per 64 elements one 512-bit dot gives 4 lanes per 16-element sub-block, weighted by
@@ -143,29 +144,24 @@ enum QuantDot<D: Int8DotProduct> {
         var acc = SIMD16<Float>()
         for b in 0..<blocks {
             let block = w + 210 * b
-            let scales = SIMD16<Int32>(truncatingIfNeeded: block.simd(SIMD16<Int8>.self, at: 192))
+            let scales = (block + 192).assumingMemoryBound(to: Int8.self)
             let xq = UnsafeRawPointer(x.quants + 256 * b)
             var sum = SIMD16<Int32>()
             for half in 0..<2 {
                 let low = block.simd(SIMD64<UInt8>.self, at: 64 * half)
                 let high = block.simd(SIMD32<UInt8>.self, at: 128 + 32 * half)
                 for pair in 0..<2 {
-                    let shift = UInt8(4 * pair)
-                    let u = (low &>> shift) & 0x0F | SIMD64(lowHalf: (high &>> shift) & 3, highHalf: (high &>> (shift + 2)) & 3) &<< 4
+                    let u = sparrow_q6k_quants(low, high, Int32(4 * pair))
                     let dot = D.dot(.zero, u, xq.simd(SIMD64<Int8>.self, at: 128 * half + 64 * pair))
-                    let first = 8 * half + 4 * pair
-                    let laneScales = SIMD16(
-                        lowHalf: SIMD8(lowHalf: SIMD4(repeating: scales[first]), highHalf: SIMD4(repeating: scales[first + 1])),
-                        highHalf: SIMD8(lowHalf: SIMD4(repeating: scales[first + 2]), highHalf: SIMD4(repeating: scales[first + 3])))
-                    sum &+= dot &* laneScales
+                    sum &+= dot &* sparrow_repeat4x4(scales + 8 * half + 4 * pair)
                 }
             }
-            let groupSums = SIMD16<Int32>(truncatingIfNeeded: UnsafeRawPointer(x.groupSums + 16 * b).simd(SIMD16<Int16>.self))
-            let offset = 32 * (groupSums &* scales).wrappedSum()
+            let groupSums = sparrow_i16x16_to_i32(UnsafeRawPointer(x.groupSums + 16 * b).simd(SIMD16<Int16>.self))
+            let offset = 32 &* sparrow_reduce_add_i32x16(groupSums &* sparrow_i8x16_to_i32(UnsafeRawPointer(scales).simd(SIMD16<Int8>.self)))
             sum[0] &-= offset
-            acc.addProduct(SIMD16<Float>(sum), SIMD16(repeating: block.float16(at: 208) * x.scales[b]))
+            acc.addProduct(sparrow_i32x16_to_f32(sum), SIMD16(repeating: block.float16(at: 208) * x.scales[b]))
         }
-        return acc.sum()
+        return sparrow_reduce_add_f32x16(acc)
     }
 }
 
@@ -175,13 +171,9 @@ enum FloatDot {
     static func dot(_ type: TensorType, _ w: UnsafeRawPointer, _ x: UnsafePointer<Float>, count: Int) -> Float {
         switch type {
         case .f32: dot(w, x, count: count, elementBytes: 4) { $0.simd(SIMD16<Float>.self, at: $1) } scalar: { $0.loadUnaligned(fromByteOffset: $1, as: Float.self) }
-        case .f16: dot(w, x, count: count, elementBytes: 2) { SIMD16<Float>($0.simd(SIMD16<Float16>.self, at: $1)) } scalar: { $0.float16(at: $1) }
-        default: dot(w, x, count: count, elementBytes: 2) { widenBF16($0.simd(SIMD16<UInt16>.self, at: $1)) } scalar: { Float(bitPattern: UInt32($0.loadUnaligned(fromByteOffset: $1, as: UInt16.self)) << 16) }
+        case .f16: dot(w, x, count: count, elementBytes: 2) { sparrow_f16x16_to_f32($0.simd(SIMD16<Float16>.self, at: $1)) } scalar: { $0.float16(at: $1) }
+        default: dot(w, x, count: count, elementBytes: 2) { sparrow_bf16x16_to_f32($0.simd(SIMD16<UInt16>.self, at: $1)) } scalar: { Float(bitPattern: UInt32($0.loadUnaligned(fromByteOffset: $1, as: UInt16.self)) << 16) }
         }
-    }
-
-    @inline(__always) static func widenBF16(_ v: SIMD16<UInt16>) -> SIMD16<Float> {
-        unsafeBitCast(SIMD16<UInt32>(truncatingIfNeeded: v) &<< 16, to: SIMD16<Float>.self)
     }
 
     /// Four independent accumulators hide the FMA latency; the tail is scalar.
@@ -202,7 +194,7 @@ enum FloatDot {
             a0.addProduct(load(w, i * elementBytes), xr.simd(SIMD16<Float>.self, at: 4 * i))
             i += 16
         }
-        var total = ((a0 + a1) + (a2 + a3)).sum()
+        var total = sparrow_reduce_add_f32x16((a0 + a1) + (a2 + a3))
         while i < count {
             total += scalar(w, i * elementBytes) * x[i]
             i += 1

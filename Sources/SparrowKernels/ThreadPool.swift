@@ -80,7 +80,13 @@ private final class Shared: @unchecked Sendable {
         pending.store(workerCount - 1, ordering: .relaxed)
         publish()
         Shared.invoke(job, 0, workerCount)
-        while pending.load(ordering: .acquiring) != 0 { sparrow_cpu_relax() }
+        var spins = 0
+        while pending.load(ordering: .acquiring) != 0 {
+            sparrow_cpu_relax()
+            spins += 1
+            // A descheduled worker (more threads than free cores) cannot finish while we spin.
+            if spins % 4096 == 0 { sched_yield() }
+        }
         self.job = nil
     }
 

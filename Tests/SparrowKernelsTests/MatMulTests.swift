@@ -7,6 +7,8 @@ import Testing
     /// Checks MatMul against a float64 product of the dequantised weights. Quantised types also
     /// quantise the activations to int8 (step d = max|x| / 127 over 32 or 256 elements, error
     /// at most d/2 per element), so |error| <= sum_c |W[r,c]| * d(c)/2, plus float rounding.
+    /// That worst case is loose, so the errors' mean square is also checked against the
+    /// variance of uniform rounding errors, sum_c W[r,c]^2 * d(c)^2 / 12 (expected ratio ~1).
     @Test(arguments: types, [1, 5, 70])
     func matchesFloat64Reference(_ type: TensorType, tokens: Int) throws {
         var rng = SeededGenerator(state: UInt64(type.rawValue) &* 1000 &+ UInt64(tokens))
@@ -19,6 +21,7 @@ import Testing
         let output = try multiply(MatMul(pool: pool), type, bytes, rows: rows, cols: cols, input: input, tokens: tokens)
 
         let group = type.blockSize == 256 ? 256 : 32
+        var squaredErrorRatio = 0.0
         for t in 0..<tokens {
             let x = input[(t * cols)..<((t + 1) * cols)].map(Double.init)
             let halfStep: [Double] = type.blockSize == 1 ? Array(repeating: 0, count: cols) : (0..<cols).map { c in
@@ -26,18 +29,21 @@ import Testing
                 return x[start..<(start + group)].map(abs).max()! / 127 / 2
             }
             for r in 0..<rows {
-                var exact = 0.0, magnitude = 0.0, bound = 0.0
+                var exact = 0.0, magnitude = 0.0, bound = 0.0, variance = 0.0
                 for c in 0..<cols {
                     let wv = Double(weights[r * cols + c])
                     exact += wv * x[c]
                     magnitude += abs(wv * x[c])
                     bound += abs(wv) * halfStep[c]
+                    variance += wv * wv * halfStep[c] * halfStep[c] / 3
                 }
                 let got = Double(output[t * rows + r])
+                if variance > 0 { squaredErrorRatio += (got - exact) * (got - exact) / variance }
                 #expect(abs(got - exact) <= bound + 1e-5 * magnitude + 1e-6,
                         "\(type.name) t=\(t) r=\(r): got \(got), want \(exact) ± \(bound)")
             }
         }
+        #expect(squaredErrorRatio / Double(rows * tokens) < 2.5, "\(type.name): errors larger than activation rounding explains")
     }
 
     @Test(arguments: types.filter { $0.blockSize > 1 }, [1, 9])

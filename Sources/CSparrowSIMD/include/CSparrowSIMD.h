@@ -1,11 +1,16 @@
-// CSparrowSIMD: the few x86 operations Swift cannot express.
+// CSparrowSIMD: the few vector operations Swift cannot express inline.
 //
-// Why this module exists: Swift SIMD has no int8 dot-product instruction (LLVM lowers Swift's
-// widening int8 multiplies to vpmulld chains), so the AVX-512 VNNI `vpdpbusd` is wrapped here.
-// Each wrapper is `static inline` around one intrinsic and carries its own target attribute:
-// Swift imports the header, LLVM inlines the wrapper into the Swift loop (the SparrowKernels
-// target is built for the host CPU), and the wrapper is only ever called after the run-time
-// feature check below succeeded. Everything else stays in Swift.
+// Why this module exists:
+// - Swift SIMD has no int8 dot-product instruction (LLVM lowers Swift's widening int8
+//   multiplies to vpmulld chains), so the AVX-512 VNNI `vpdpbusd` is wrapped here. Each such
+//   wrapper is `static inline` around one intrinsic with its own target attribute, and is only
+//   called after the run-time feature check below succeeded.
+// - Swift's SIMD lane-type conversions, reductions and byte-lane bit operations
+//   (`init(truncatingIfNeeded:)`, `sum()`, `rounded`, `&>>` on UInt8 lanes, `init(repeating:)`)
+//   often compile to out-of-line calls or lane-by-lane loops (seen in the disassembly); the
+//   portable one-liners below (clang vector extensions, no ISA intrinsics) become a few
+//   instructions for whatever CPU the module is built for. They also serve the fallback path.
+// Swift imports the header and LLVM inlines these into the Swift loops; the loops stay in Swift.
 #pragma once
 #include <stdint.h>
 #include <immintrin.h>
@@ -17,6 +22,91 @@ typedef int8_t sparrow_i8x32 __attribute__((vector_size(32)));
 typedef int32_t sparrow_i32x16 __attribute__((vector_size(64)));
 typedef uint8_t sparrow_u8x64 __attribute__((vector_size(64)));
 typedef int8_t sparrow_i8x64 __attribute__((vector_size(64)));
+typedef float sparrow_f32x8 __attribute__((vector_size(32)));
+typedef float sparrow_f32x16 __attribute__((vector_size(64)));
+typedef _Float16 sparrow_f16x16 __attribute__((vector_size(32)));
+typedef uint16_t sparrow_u16x16 __attribute__((vector_size(32)));
+typedef int16_t sparrow_i16x16 __attribute__((vector_size(32)));
+typedef int8_t sparrow_i8x16 __attribute__((vector_size(16)));
+typedef uint32_t sparrow_u32x16 __attribute__((vector_size(64)));
+typedef uint8_t sparrow_u8x8 __attribute__((vector_size(8)));
+
+typedef uint8_t sparrow_u8x16 __attribute__((vector_size(16)));
+typedef uint32_t sparrow_u32x32 __attribute__((vector_size(128)));
+
+// Portable byte unpacking for the block formats.
+/// 16 bytes of two 4-bit values each -> 32 bytes: all low nibbles, then all high nibbles.
+static inline sparrow_u8x32 sparrow_nibbles32(sparrow_u8x16 q) {
+    sparrow_u8x16 lo = q & 0x0F, hi = q >> 4;
+    return __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+                                   16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31);
+}
+/// 32 bytes of two 4-bit values each -> 64 bytes: all low nibbles, then all high nibbles.
+static inline sparrow_u8x64 sparrow_nibbles64(sparrow_u8x32 q) {
+    sparrow_u8x32 lo = q & 0x0F, hi = q >> 4;
+    return __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+        16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39,
+        40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63);
+}
+/// Q5_0: 5-bit quants of 32 elements from 16 nibble bytes (as `sparrow_nibbles32`) and a
+/// 32-bit mask whose bit j is element j's fifth bit.
+static inline sparrow_u8x32 sparrow_q5_quants(sparrow_u8x16 q, uint32_t fifthBits) {
+    const sparrow_u32x32 lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+                                 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31};
+    sparrow_u8x32 high = __builtin_convertvector((((sparrow_u32x32){} + fifthBits) >> lane & 1) << 4, sparrow_u8x32);
+    return sparrow_nibbles32(q) | high;
+}
+/// Q6_K: 6-bit quants of 64 elements from 64 low-nibble bytes and 32 high-bit-pair bytes;
+/// `shift` is 0 (elements from the low nibbles, bit pairs 0 and 1) or 4 (high nibbles, pairs 2, 3).
+static inline sparrow_u8x64 sparrow_q6k_quants(sparrow_u8x64 low, sparrow_u8x32 high, int shift) {
+    sparrow_u8x32 h0 = (high >> shift) & 3, h1 = (high >> (shift + 2)) & 3;
+    sparrow_u8x64 h = __builtin_shufflevector(h0, h1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+        16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39,
+        40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63);
+    return ((low >> shift) & 0x0F) | (h << 4);
+}
+/// Signed bytes offset by +128 to unsigned.
+static inline sparrow_u8x32 sparrow_offset_binary32(sparrow_i8x32 q) { return (sparrow_u8x32)q ^ 0x80; }
+/// [a x8, b x8]
+static inline sparrow_i32x16 sparrow_repeat8x2(int32_t a, int32_t b) {
+    sparrow_i32x16 v = (sparrow_i32x16){} + a;
+    sparrow_i32x16 w = (sparrow_i32x16){} + b;
+    return __builtin_shufflevector(v, w, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+}
+/// [p[0] x4, p[1] x4, p[2] x4, p[3] x4], widened from int8.
+static inline sparrow_i32x16 sparrow_repeat4x4(const int8_t *p) {
+    sparrow_i32x16 v = {p[0], p[1], p[2], p[3]};
+    return __builtin_shufflevector(v, v, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+}
+
+// Portable lane conversions and reductions.
+static inline sparrow_f32x8 sparrow_i32x8_to_f32(sparrow_i32x8 v) { return __builtin_convertvector(v, sparrow_f32x8); }
+static inline sparrow_f32x16 sparrow_i32x16_to_f32(sparrow_i32x16 v) { return __builtin_convertvector(v, sparrow_f32x16); }
+static inline sparrow_i32x16 sparrow_i8x16_to_i32(sparrow_i8x16 v) { return __builtin_convertvector(v, sparrow_i32x16); }
+static inline sparrow_i32x16 sparrow_i16x16_to_i32(sparrow_i16x16 v) { return __builtin_convertvector(v, sparrow_i32x16); }
+static inline sparrow_i8x16 sparrow_i32x16_to_i8(sparrow_i32x16 v) { return __builtin_convertvector(v, sparrow_i8x16); }
+static inline sparrow_f32x16 sparrow_f16x16_to_f32(sparrow_f16x16 v) { return __builtin_convertvector(v, sparrow_f32x16); }
+/// bfloat16 bits are the top half of a float's bits.
+static inline sparrow_f32x16 sparrow_bf16x16_to_f32(sparrow_u16x16 v) {
+    return (sparrow_f32x16)(__builtin_convertvector(v, sparrow_u32x16) << 16);
+}
+/// Round half to even, then to int32 (the caller keeps values in range).
+static inline sparrow_i32x16 sparrow_round_to_i32(sparrow_f32x16 v) {
+    return __builtin_convertvector(__builtin_elementwise_roundeven(v), sparrow_i32x16);
+}
+static inline sparrow_i32x16 sparrow_min_i32x16(sparrow_i32x16 a, sparrow_i32x16 b) { return __builtin_elementwise_min(a, b); }
+static inline int32_t sparrow_reduce_add_i32x16(sparrow_i32x16 v) { return __builtin_reduce_add(v); }
+static inline float sparrow_reduce_max_f32x16(sparrow_f32x16 v) { return __builtin_reduce_max(v); }
+static inline float sparrow_reduce_min_f32x16(sparrow_f32x16 v) { return __builtin_reduce_min(v); }
+static inline float sparrow_reduce_add_f32x8(sparrow_f32x8 v) {
+    sparrow_f32x8 a = v + __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3);
+    a = a + __builtin_shufflevector(a, a, 2, 3, 0, 1, 6, 7, 4, 5);
+    return a[0] + a[1];
+}
+static inline float sparrow_reduce_add_f32x16(sparrow_f32x16 v) {
+    return sparrow_reduce_add_f32x8(__builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7)
+                                    + __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15));
+}
 
 #define SPARROW_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"), always_inline))
 
