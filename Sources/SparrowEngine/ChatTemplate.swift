@@ -13,16 +13,21 @@ public struct ChatMessage: Sendable, Equatable, Codable {
     }
 }
 
-/// The model's own chat template (`tokenizer.chat_template`), rendered by the Jinja interpreter
-/// with the variables Hugging Face and llama.cpp provide.
+/// A chat template rendered by the Jinja interpreter with the variables Hugging Face and
+/// llama.cpp provide.
 public struct ChatTemplate: Sendable {
     private let template: JinjaTemplate
     private let bosToken: String
     private let eosToken: String
 
-    /// Nil when the model ships no chat template (e.g. base models).
-    public init?(gguf: GGUFFile, tokenizer: Tokenizer) throws {
-        guard let source = gguf.string("tokenizer.chat_template") else { return nil }
+    /// ChatML, which llama.cpp falls back to when a model ships no template (e.g. base models).
+    static let chatML = """
+        {% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}
+        """
+
+    /// The model's template (`tokenizer.chat_template`), or ChatML when it has none.
+    public init(gguf: GGUFFile, tokenizer: Tokenizer) throws {
+        let source = gguf.string("tokenizer.chat_template") ?? Self.chatML
         do {
             template = try JinjaTemplate(source)
         } catch {

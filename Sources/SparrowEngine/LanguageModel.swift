@@ -7,7 +7,7 @@ public final class LanguageModel: @unchecked Sendable {
     public let file: GGUFFile
     public let transformer: TransformerModel
     public let tokenizer: Tokenizer
-    public let chatTemplate: ChatTemplate?
+    public let chatTemplate: ChatTemplate
 
     public init(path: String) throws {
         file = try GGUFFile(path: path)
@@ -31,9 +31,6 @@ public final class LanguageModel: @unchecked Sendable {
     }
 
     public func chatPromptTokens(_ messages: [ChatMessage]) throws -> [Int] {
-        guard let chatTemplate else {
-            throw ModelError("this model ships no chat template (tokenizer.chat_template); use a plain prompt")
-        }
         return promptTokens(try chatTemplate.render(messages))
     }
 }

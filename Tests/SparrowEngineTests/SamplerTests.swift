@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import SparrowEngine
 
@@ -52,7 +53,8 @@ private func withLogits<R>(_ values: [Float], _ body: (UnsafeBufferPointer<Float
             let expected = e / total
             let observed = Double(counts[i]) / Double(n)
             // Four standard deviations of a binomial proportion.
-            #expect(abs(observed - expected) < 4 * (expected * (1 - expected) / Double(n)).squareRoot() + 1e-4)
+            let sigma: Double = (expected * (1 - expected) / Double(n)).squareRoot()
+            #expect(abs(observed - expected) < 4 * sigma + 1e-4)
         }
     }
 
