@@ -1,3 +1,4 @@
+import CSparrowSIMD
 import Foundation
 
 /// Causal scaled-dot-product attention of a batch of query tokens against a key/value cache,
@@ -11,7 +12,14 @@ public final class Attention: @unchecked Sendable {
     public let headDim: Int
     private let pool: ThreadPool
     private let capacity: Int
-    private let scores: UnsafeMutablePointer<Float>  // one row of `capacity` per worker
+    /// Per worker: a score row of `capacity` (+ a lane group of padding) and eight partial
+    /// outputs of `headDim`.
+    private let scratch: UnsafeMutablePointer<Float>
+    private var scratchPerWorker: Int { capacity + Self.lanes + Self.lanes * headDim }
+
+    /// llama.cpp reduces attention over positions in eight f32 lanes (position mod 8); the same
+    /// grouping makes every sum round identically.
+    private static let lanes = 8
 
     /// - Parameter capacity: the most positions any call will attend over.
     public init(heads: Int, kvHeads: Int, headDim: Int, capacity: Int, pool: ThreadPool) {
@@ -21,10 +29,10 @@ public final class Attention: @unchecked Sendable {
         self.headDim = headDim
         self.pool = pool
         self.capacity = capacity
-        scores = .allocate(capacity: capacity * pool.threadCount)
+        scratch = .allocate(capacity: (capacity + Self.lanes + Self.lanes * headDim) * pool.threadCount)
     }
 
-    deinit { scores.deallocate() }
+    deinit { scratch.deallocate() }
 
     /// - Parameters:
     ///   - firstPosition: position of the first query token; query t sits at firstPosition + t.
@@ -38,28 +46,98 @@ public final class Attention: @unchecked Sendable {
         let items = tokens * heads
         let groupSize = heads / kvHeads
         let kvStride = kvHeads * headDim
+        let headDim = headDim, lanes = Self.lanes
         pool.run { worker, workers in
-            let row = scores + worker * capacity
+            let row = self.scratch + worker * self.scratchPerWorker
+            let partial = row + self.capacity + lanes
             // Strided assignment balances the causal triangle: later tokens have longer spans.
             var item = worker
             while item < items {
                 let t = item / heads, h = item % heads
                 let position = firstPosition + t
                 let first = window.map { max(0, position - $0 + 1) } ?? 0
-                let span = position - first + 1
+                // Lane groups are aligned to absolute positions, as in llama.cpp's masked rows.
+                let start = first - first % lanes
+                let end = (position + lanes) / lanes * lanes
                 let q = queries + item * headDim
                 let kvOffset = (h / groupSize) * headDim
-                for j in 0..<span {
-                    row[j] = dot(q, keys + (first + j) * kvStride + kvOffset, count: headDim) * scale
+                for j in start..<end {
+                    row[j - start] = first <= j && j <= position
+                        ? headDot(q, keys + j * kvStride + kvOffset, count: headDim) * scale : -.infinity
                 }
-                softmax(row, count: span)
+                softmaxInLaneGroups(row, count: end - start)
+                partial.initialize(repeating: 0, count: lanes * headDim)
+                for j in first...position {
+                    addProduct(values + j * kvStride + kvOffset, row[j - start], into: partial + (j % lanes) * headDim, count: headDim)
+                }
                 let out = output + item * headDim
-                out.initialize(repeating: 0, count: headDim)
-                for j in 0..<span {
-                    addScaled(values + (first + j) * kvStride + kvOffset, scale: row[j], into: out, count: headDim)
+                for d in 0..<headDim {
+                    var v = SIMD8<Float>()
+                    for l in 0..<lanes { v[l] = partial[l * headDim + d] }
+                    out[d] = sparrow_reduce_add_f32x8(v)
                 }
                 item += workers
             }
         }
+    }
+}
+
+/// q·k as llama.cpp's ggml_vec_dot_f32 forms it on AVX2: four 8-lane accumulators over
+/// 32-element steps, paired (0+2, 1+3), then halves and adjacent lanes added.
+@inline(__always)
+func headDot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {
+    let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
+    var acc = (SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>())
+    var i = 0
+    while i + 32 <= count {
+        acc.0.addProduct(ra.simd(SIMD8<Float>.self, at: 4 * i), rb.simd(SIMD8<Float>.self, at: 4 * i))
+        acc.1.addProduct(ra.simd(SIMD8<Float>.self, at: 4 * i + 32), rb.simd(SIMD8<Float>.self, at: 4 * i + 32))
+        acc.2.addProduct(ra.simd(SIMD8<Float>.self, at: 4 * i + 64), rb.simd(SIMD8<Float>.self, at: 4 * i + 64))
+        acc.3.addProduct(ra.simd(SIMD8<Float>.self, at: 4 * i + 96), rb.simd(SIMD8<Float>.self, at: 4 * i + 96))
+        i += 32
+    }
+    let v = (acc.0 + acc.2) + (acc.1 + acc.3)
+    let half = v.lowHalf + v.highHalf
+    var sum = Double((half[0] + half[1]) + (half[2] + half[3]))
+    while i < count {
+        sum += Double(a[i] * b[i])
+        i += 1
+    }
+    return Float(sum)
+}
+
+/// In-place softmax over `count` (a multiple of 8) scores, as llama.cpp's soft_max: e^(x-max)
+/// with its vectorised exponential, each group of 8 summed in f32, the groups in f64.
+@inline(__always)
+func softmaxInLaneGroups(_ x: UnsafeMutablePointer<Float>, count: Int) {
+    var maxValue = -Float.infinity
+    for i in 0..<count where x[i] > maxValue { maxValue = x[i] }
+    var sum: Double = 0
+    var i = 0
+    while i < count {
+        var v = SIMD16<Float>(repeating: -.infinity)
+        let n = min(16, count - i)
+        for k in 0..<n { v[k] = x[i + k] }
+        let e = vectorExp(v - SIMD16(repeating: maxValue))
+        for k in 0..<n { x[i + k] = e[k] }
+        sum += Double(sparrow_reduce_add_f32x8(e.lowHalf))
+        if n > 8 { sum += Double(sparrow_reduce_add_f32x8(e.highHalf)) }
+        i += n
+    }
+    scale(x, by: Float(1 / sum), count: count)
+}
+
+/// y[i] = fma(x[i], a, y[i]).
+@inline(__always)
+func addProduct(_ x: UnsafePointer<Float>, _ a: Float, into y: UnsafeMutablePointer<Float>, count: Int) {
+    let va = SIMD16<Float>(repeating: a)
+    var i = 0
+    while i + 16 <= count {
+        store16(load16(y + i).addingProduct(load16(x + i), va), y + i)
+        i += 16
+    }
+    while i < count {
+        y[i] = y[i].addingProduct(x[i], a)
+        i += 1
     }
 }

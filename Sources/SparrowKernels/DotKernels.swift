@@ -53,36 +53,42 @@ extension UnsafeRawPointer {
 /// Dot products of one encoded weight row with one token's quantised activations.
 /// `blocks` counts 32-element blocks (Q8Row kernels) or 256-element super-blocks (Q8KRow).
 enum QuantDot<D: Int8DotProduct> {
-    // Each 32-element kernel computes sum_b dw_b * (dx_b * dot(u_b, x_b)) + correction, where
-    // u_b is the block's unsigned quants and the correction (offset or minimum times d*sum(x))
-    // is accumulated as a scalar: one fused multiply-add per block.
+    // The 32-element kernels round exactly as llama.cpp's AVX2 kernels do, since a last-bit
+    // difference anywhere can flip a later int8 rounding: eight int32 lanes of four products
+    // each, exact; each block adds (dw * dx) * lane to eight f32 accumulators with one fused
+    // multiply-add; the lanes are summed in hsum_float_8's order. Q4_1's minimum term
+    // (m * s per block) is a separate scalar sum added last, as there.
 
     @inline(__always)
     static func q8_0(_ w: UnsafeRawPointer, _ x: Q8Row, blocks: Int) -> Float {
-        var acc = SIMD8<Float>(), offsets: Float = 0
+        var acc = SIMD8<Float>()
         for b in 0..<blocks {
-            let block = w + 34 * b, xs = x.scales[b]
-            let d = block.float16(at: 0)
-            // Signed weights become unsigned by +128; the +128 * sum(x) is removed below.
+            let block = w + 34 * b
+            // Signed weights become unsigned by +128, removed again in integers.
             let u = sparrow_offset_binary32(block.simd(SIMD32<Int8>.self, at: 2))
-            let dot = D.dot(.zero, u, UnsafeRawPointer(x.quants + 32 * b).simd(SIMD32<Int8>.self))
-            acc.addProduct(sparrow_i32x8_to_f32(dot), SIMD8(repeating: d * xs.x))
-            offsets.addProduct(d, xs.y)
+            let dot = offsetDot(u, offset: 128, x.quants + 32 * b)
+            acc.addProduct(sparrow_i32x8_to_f32(dot), SIMD8(repeating: block.float16(at: 0) * x.scales[b].x))
         }
-        return sparrow_reduce_add_f32x8(acc) - 128 * offsets
+        return sparrow_reduce_add_f32x8(acc)
+    }
+
+    /// Lane i: sum over bytes 4i..4i+3 of (u - offset) * x, exact in int32 as ggml's signed
+    /// products are, so the float accumulation that follows rounds exactly as llama.cpp's does.
+    @inline(__always)
+    static func offsetDot(_ u: SIMD32<UInt8>, offset: UInt8, _ x: UnsafePointer<Int8>) -> SIMD8<Int32> {
+        let xs = UnsafeRawPointer(x).simd(SIMD32<Int8>.self)
+        return D.dot(.zero, u, xs) &- D.dot(.zero, SIMD32(repeating: offset), xs)
     }
 
     @inline(__always)
     static func q4_0(_ w: UnsafeRawPointer, _ x: Q8Row, blocks: Int) -> Float {
-        var acc = SIMD8<Float>(), offsets: Float = 0
+        var acc = SIMD8<Float>()
         for b in 0..<blocks {
-            let block = w + 18 * b, xs = x.scales[b]
-            let d = block.float16(at: 0)
-            let dot = D.dot(.zero, sparrow_nibbles32(block.simd(SIMD16<UInt8>.self, at: 2)), UnsafeRawPointer(x.quants + 32 * b).simd(SIMD32<Int8>.self))
-            acc.addProduct(sparrow_i32x8_to_f32(dot), SIMD8(repeating: d * xs.x))
-            offsets.addProduct(d, xs.y)
+            let block = w + 18 * b
+            let dot = offsetDot(sparrow_nibbles32(block.simd(SIMD16<UInt8>.self, at: 2)), offset: 8, x.quants + 32 * b)
+            acc.addProduct(sparrow_i32x8_to_f32(dot), SIMD8(repeating: block.float16(at: 0) * x.scales[b].x))
         }
-        return sparrow_reduce_add_f32x8(acc) - 8 * offsets
+        return sparrow_reduce_add_f32x8(acc)
     }
 
     @inline(__always)
@@ -100,16 +106,14 @@ enum QuantDot<D: Int8DotProduct> {
 
     @inline(__always)
     static func q5_0(_ w: UnsafeRawPointer, _ x: Q8Row, blocks: Int) -> Float {
-        var acc = SIMD8<Float>(), offsets: Float = 0
+        var acc = SIMD8<Float>()
         for b in 0..<blocks {
-            let block = w + 22 * b, xs = x.scales[b]
-            let d = block.float16(at: 0)
+            let block = w + 22 * b
             let u = sparrow_q5_quants(block.simd(SIMD16<UInt8>.self, at: 6), block.loadUnaligned(fromByteOffset: 2, as: UInt32.self))
-            let dot = D.dot(.zero, u, UnsafeRawPointer(x.quants + 32 * b).simd(SIMD32<Int8>.self))
-            acc.addProduct(sparrow_i32x8_to_f32(dot), SIMD8(repeating: d * xs.x))
-            offsets.addProduct(d, xs.y)
+            let dot = offsetDot(u, offset: 16, x.quants + 32 * b)
+            acc.addProduct(sparrow_i32x8_to_f32(dot), SIMD8(repeating: block.float16(at: 0) * x.scales[b].x))
         }
-        return sparrow_reduce_add_f32x8(acc) - 16 * offsets
+        return sparrow_reduce_add_f32x8(acc)
     }
 
     /// Q4_K: per 64 elements one 512-bit dot gives 8 lanes per 32-element sub-block; lanes are
@@ -138,10 +142,11 @@ enum QuantDot<D: Int8DotProduct> {
     }
 
     /// Q6_K: per 64 elements one 512-bit dot gives 4 lanes per 16-element sub-block, weighted by
-    /// the int8 scales; the -32 offset is removed with the group sums.
+    /// the int8 scales, the -32 offset removed per lane. Folding the 16 lanes to 8 gives ggml's
+    /// AVX2 partition (lane k: bytes 4k..4k+3 of every 32-element vector), so the f32 sums match.
     @inline(__always)
     static func q6_K(_ w: UnsafeRawPointer, _ x: Q8KRow, blocks: Int) -> Float {
-        var acc = SIMD16<Float>()
+        var acc = SIMD8<Float>()
         for b in 0..<blocks {
             let block = w + 210 * b
             let scales = (block + 192).assumingMemoryBound(to: Int8.self)
@@ -151,17 +156,14 @@ enum QuantDot<D: Int8DotProduct> {
                 let low = block.simd(SIMD64<UInt8>.self, at: 64 * half)
                 let high = block.simd(SIMD32<UInt8>.self, at: 128 + 32 * half)
                 for pair in 0..<2 {
-                    let u = sparrow_q6k_quants(low, high, Int32(4 * pair))
-                    let dot = D.dot(.zero, u, xq.simd(SIMD64<Int8>.self, at: 128 * half + 64 * pair))
+                    let xs = xq.simd(SIMD64<Int8>.self, at: 128 * half + 64 * pair)
+                    let dot = D.dot(.zero, sparrow_q6k_quants(low, high, Int32(4 * pair)), xs) &- D.dot(.zero, SIMD64(repeating: 32), xs)
                     sum &+= dot &* sparrow_repeat4x4(scales + 8 * half + 4 * pair)
                 }
             }
-            let groupSums = sparrow_i16x16_to_i32(UnsafeRawPointer(x.groupSums + 16 * b).simd(SIMD16<Int16>.self))
-            let offset = 32 &* sparrow_reduce_add_i32x16(groupSums &* sparrow_i8x16_to_i32(UnsafeRawPointer(scales).simd(SIMD16<Int8>.self)))
-            sum[0] &-= offset
-            acc.addProduct(sparrow_i32x16_to_f32(sum), SIMD16(repeating: block.float16(at: 208) * x.scales[b]))
+            acc.addProduct(sparrow_i32x8_to_f32(sum.lowHalf &+ sum.highHalf), SIMD8(repeating: x.scales[b] * block.float16(at: 208)))
         }
-        return sparrow_reduce_add_f32x16(acc)
+        return sparrow_reduce_add_f32x8(acc)
     }
 }
 

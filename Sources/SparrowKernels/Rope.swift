@@ -44,8 +44,9 @@ public struct Rope: Sendable {
                     let (a, b) = layout == .adjacent ? (2 * i, 2 * i + 1) : (i, i + pairs)
                     let c = table[2 * i], s = table[2 * i + 1]
                     let x0 = v[a], x1 = v[b]
-                    v[a] = x0 * c - x1 * s
-                    v[b] = x0 * s + x1 * c
+                    // llama.cpp's C compiler fuses the first product of each line.
+                    v[a] = (-(x1 * s)).addingProduct(x0, c)
+                    v[b] = (x1 * c).addingProduct(x0, s)
                 }
             }
         }

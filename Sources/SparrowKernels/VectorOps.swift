@@ -88,7 +88,11 @@ public func rmsNorm(
     _ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, epsilon: Float,
     into out: UnsafeMutablePointer<Float>, count: Int
 ) {
-    let meanSquare = dot(x, x, count: count) / Float(count)
+    // The sum of squares runs in f64, in order, as llama.cpp's does: the normalised values feed
+    // int8 quantisation, where a last-bit difference can flip a rounding.
+    var sumOfSquares: Double = 0
+    for i in 0..<count { sumOfSquares += Double(x[i] * x[i]) }
+    let meanSquare = Float(sumOfSquares / Double(count))
     let s = 1 / (meanSquare + epsilon).squareRoot()
     let vs = F32x16(repeating: s)
     var i = 0
@@ -102,20 +106,6 @@ public func rmsNorm(
     }
 }
 
-/// In-place softmax; returns nothing, leaves probabilities summing to one.
-@inlinable
-public func softmax(_ x: UnsafeMutablePointer<Float>, count: Int) {
-    var maxValue = -Float.infinity
-    for i in 0..<count where x[i] > maxValue { maxValue = x[i] }
-    var sum: Float = 0
-    for i in 0..<count {
-        let e = expf(x[i] - maxValue)
-        x[i] = e
-        sum += e
-    }
-    scale(x, by: 1 / sum, count: count)
-}
-
 /// Gated activations of SwiGLU / GeGLU MLPs: gate[i] = act(gate[i]) * up[i].
 public enum GatedActivation: Sendable {
     case silu
@@ -126,9 +116,25 @@ public enum GatedActivation: Sendable {
     public func apply(gate: UnsafeMutablePointer<Float>, up: UnsafePointer<Float>, count: Int) {
         switch self {
         case .silu:
-            for i in 0..<count {
+            // x / (1 + e^-x) with llama.cpp's vectorised exponential (its scalar expf only for
+            // a tail shorter than its 8-lane vectors), so the products round as there.
+            var i = 0
+            while i + 16 <= count {
+                let g = load16(gate + i)
+                store16(g / (1 + vectorExp(-g)) * load16(up + i), gate + i)
+                i += 16
+            }
+            if i + 8 <= count {
+                var g = F32x16()
+                for k in 0..<8 { g[k] = gate[i + k] }
+                let y = g / (1 + vectorExp(-g))
+                for k in 0..<8 { gate[i + k] = y[k] * up[i + k] }
+                i += 8
+            }
+            while i < count {
                 let g = gate[i]
                 gate[i] = g / (1 + expf(-g)) * up[i]
+                i += 1
             }
         case .geluTanh:
             let c: Float = 0.797_884_560_802_865_4  // sqrt(2/pi)
