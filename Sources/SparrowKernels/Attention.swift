@@ -12,13 +12,14 @@ public final class Attention: @unchecked Sendable {
     public let headDim: Int
     private let pool: ThreadPool
     private let capacity: Int
-    /// Per worker: a score row of `capacity` (+ a lane group of padding) and eight partial
+    /// Per worker: a score row of `capacity` (+ a lane group of padding) and up to 32 partial
     /// outputs of `headDim`.
     private let scratch: UnsafeMutablePointer<Float>
-    private var scratchPerWorker: Int { capacity + Self.lanes + Self.lanes * headDim }
+    private var scratchPerWorker: Int { capacity + Self.lanes + 4 * Self.lanes * headDim }
 
-    /// llama.cpp reduces attention over positions in eight f32 lanes (position mod 8); the same
-    /// grouping makes every sum round identically.
+    /// llama.cpp sums over positions in f32 lanes (position mod 8, and for a single query also
+    /// in four accumulators, position / 8 mod 4); the same grouping makes every sum round
+    /// identically.
     private static let lanes = 8
 
     /// - Parameter capacity: the most positions any call will attend over.
@@ -29,7 +30,7 @@ public final class Attention: @unchecked Sendable {
         self.headDim = headDim
         self.pool = pool
         self.capacity = capacity
-        scratch = .allocate(capacity: (capacity + Self.lanes + Self.lanes * headDim) * pool.threadCount)
+        scratch = .allocate(capacity: (capacity + Self.lanes + 4 * Self.lanes * headDim) * pool.threadCount)
     }
 
     deinit { scratch.deallocate() }
@@ -66,15 +67,20 @@ public final class Attention: @unchecked Sendable {
                         ? headDot(q, keys + j * kvStride + kvOffset, count: headDim) * scale : -.infinity
                 }
                 softmaxInLaneGroups(row, count: end - start)
-                partial.initialize(repeating: 0, count: lanes * headDim)
+                // Prefill's p·V is tinyBLAS (8 lanes); a single query's is ggml_vec_dot_f32.
+                let slots = tokens == 1 ? 4 * lanes : lanes
+                partial.initialize(repeating: 0, count: slots * headDim)
                 for j in first...position {
-                    addProduct(values + j * kvStride + kvOffset, row[j - start], into: partial + (j % lanes) * headDim, count: headDim)
+                    addProduct(values + j * kvStride + kvOffset, row[j - start], into: partial + (j % slots) * headDim, count: headDim)
                 }
                 let out = output + item * headDim
                 for d in 0..<headDim {
-                    var v = SIMD8<Float>()
-                    for l in 0..<lanes { v[l] = partial[l * headDim + d] }
-                    out[d] = sparrow_reduce_add_f32x8(v)
+                    func slot(_ k: Int) -> SIMD8<Float> {
+                        var v = SIMD8<Float>()
+                        for l in 0..<lanes { v[l] = partial[(k * lanes + l) * headDim + d] }
+                        return v
+                    }
+                    out[d] = slots == lanes ? sparrow_reduce_add_f32x8(slot(0)) : reduceFourAccumulators(slot(0), slot(1), slot(2), slot(3))
                 }
                 item += workers
             }
@@ -96,14 +102,21 @@ func headDot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -
         acc.3.addProduct(ra.simd(SIMD8<Float>.self, at: 4 * i + 96), rb.simd(SIMD8<Float>.self, at: 4 * i + 96))
         i += 32
     }
-    let v = (acc.0 + acc.2) + (acc.1 + acc.3)
-    let half = v.lowHalf + v.highHalf
-    var sum = Double((half[0] + half[1]) + (half[2] + half[3]))
+    var sum = Double(reduceFourAccumulators(acc.0, acc.1, acc.2, acc.3))
     while i < count {
         sum += Double(a[i] * b[i])
         i += 1
     }
     return Float(sum)
+}
+
+/// GGML_F32_VEC_REDUCE's order: (a0 + a2) + (a1 + a3) lane-wise, then each lane with the one
+/// four above it, then adjacent pairs.
+@inline(__always)
+func reduceFourAccumulators(_ a0: SIMD8<Float>, _ a1: SIMD8<Float>, _ a2: SIMD8<Float>, _ a3: SIMD8<Float>) -> Float {
+    let v = (a0 + a2) + (a1 + a3)
+    let half = v.lowHalf + v.highHalf
+    return (half[0] + half[1]) + (half[2] + half[3])
 }
 
 /// In-place softmax over `count` (a multiple of 8) scores, as llama.cpp's soft_max: e^(x-max)
