@@ -110,7 +110,7 @@ public final class Session: @unchecked Sendable {
     /// Runs one chunk through every layer; computes logits for chunk rows `logitsFrom...`.
     private func forward(_ tokens: ArraySlice<Int>, logitsFrom: Int, into logits: UnsafeMutablePointer<Float>) {
         let c = model.config
-        let n = tokens.count
+        var n = tokens.count
         let d = c.embeddingSize
         let first = count
         let b = buffers
@@ -142,6 +142,14 @@ public final class Session: @unchecked Sendable {
             attention(queries: b.query, keys: keys[l], values: values[l], tokens: n, firstPosition: first,
                       window: local ? c.slidingWindow : nil, scale: c.attentionScale, into: b.attended)
             matmul(layer.attentionOutput, b.attended, tokens: n, into: b.projected)
+            if l == model.layers.count - 1 {
+                // Past the last attention only the rows whose logits are wanted matter (the cache
+                // is complete); llama.cpp narrows here too, and its kernels depend on row counts.
+                n -= logitsFrom
+                guard n > 0 else { break }
+                b.projected.update(from: b.projected + logitsFrom * d, count: n * d)
+                b.hidden.update(from: b.hidden + logitsFrom * d, count: n * d)
+            }
             if let w = layer.postAttentionNorm { normRows(b.projected, weight: w, into: b.projected, rows: n, width: d) }
             add(b.projected, into: b.hidden, count: n * d)
 
@@ -153,12 +161,10 @@ public final class Session: @unchecked Sendable {
             if let w = layer.postFeedForwardNorm { normRows(b.projected, weight: w, into: b.projected, rows: n, width: d) }
             add(b.projected, into: b.hidden, count: n * d)
         }
-        count += n
-
-        let rows = n - logitsFrom
-        guard rows > 0 else { return }
-        normRows(b.hidden + logitsFrom * d, weight: model.outputNorm, into: b.normed, rows: rows, width: d)
-        matmul(model.output, b.normed, tokens: rows, into: logits)
+        count += tokens.count
+        guard n > 0 else { return }
+        normRows(b.hidden, weight: model.outputNorm, into: b.normed, rows: n, width: d)
+        matmul(model.output, b.normed, tokens: n, into: logits)
     }
 
     private func normRows(_ x: UnsafeMutablePointer<Float>, weight: UnsafePointer<Float>,

@@ -62,7 +62,12 @@ func quantizeQ8K(_ x: UnsafePointer<Float>, count: Int, quants: UnsafeMutablePoi
             low = pointwiseMin(low, v)
         }
         let highest = sparrow_reduce_max_f32x16(high), lowest = sparrow_reduce_min_f32x16(low)
-        let largest = -lowest > highest ? lowest : highest
+        var largest = -lowest > highest ? lowest : highest
+        if -lowest == highest {
+            // Both signs reach the largest magnitude: ggml keeps the one that comes first.
+            let p = x + 256 * b
+            largest = (0..<256).lazy.map { p[$0] }.first { abs($0) == highest } ?? highest
+        }
         let inverse: Float = largest == 0 ? 0 : -127 / largest
         scales[b] = largest == 0 ? 0 : 1 / inverse
         for g in 0..<16 {

@@ -116,54 +116,86 @@ enum QuantDot<D: Int8DotProduct> {
         return sparrow_reduce_add_f32x8(acc)
     }
 
-    /// Q4_K: per 64 elements one 512-bit dot gives 8 lanes per 32-element sub-block; lanes are
-    /// weighted by their sub-block's 6-bit scale in int32, and the minimums use the group sums.
+    /// Q4_K as llama.cpp sums it for weights it repacks (on x86, Q4_K matrices with rows % 8
+    /// == 0): one f32 accumulator for the scaled quants and one for the minimums, fed per
+    /// 64-element pair of sub-blocks (`pairwise`, its gemm) or per super-block (its gemv).
     @inline(__always)
-    static func q4_K(_ w: UnsafeRawPointer, _ x: Q8KRow, blocks: Int) -> Float {
-        var acc = SIMD16<Float>(), minimums: Float = 0
+    static func q4_K(_ w: UnsafeRawPointer, _ x: Q8KRow, blocks: Int, pairwise: Bool) -> Float {
+        var acc: Float = 0, accMin: Float = 0
         for b in 0..<blocks {
             let block = w + 144 * b
-            let xd = x.scales[b]
+            let scaleW = block.float16(at: 0) * x.scales[b], minW = block.float16(at: 2) * x.scales[b]
             let (scales, mins) = unpackQ4KScales(block + 4)
             let xq = UnsafeRawPointer(x.quants + 256 * b)
-            var sum = SIMD16<Int32>()
+            let groupSums = x.groupSums + 16 * b
+            var blockSum: Int32 = 0, blockMin: Int32 = 0
             for pair in 0..<4 {
                 let u = sparrow_nibbles64(block.simd(SIMD32<UInt8>.self, at: 16 + 32 * pair))
                 let dot = D.dot(.zero, u, xq.simd(SIMD64<Int8>.self, at: 64 * pair))
-                sum &+= dot &* sparrow_repeat8x2(Int32(scales[2 * pair]), Int32(scales[2 * pair + 1]))
+                let sum = sparrow_reduce_add_i32x16(dot &* sparrow_repeat8x2(Int32(scales[2 * pair]), Int32(scales[2 * pair + 1])))
+                var minSum: Int32 = 0
+                for sub in 2 * pair...2 * pair + 1 {
+                    minSum &+= Int32(mins[sub]) &* (Int32(groupSums[2 * sub]) &+ Int32(groupSums[2 * sub + 1]))
+                }
+                if pairwise {
+                    acc = acc.addingProduct(Float(sum), scaleW)
+                    accMin = accMin.addingProduct(Float(minSum), minW)
+                } else {
+                    blockSum &+= sum
+                    blockMin &+= minSum
+                }
             }
-            acc.addProduct(sparrow_i32x16_to_f32(sum), SIMD16(repeating: block.float16(at: 0) * xd))
-            let groupSums = x.groupSums + 16 * b
-            var minSum: Int32 = 0
-            for sub in 0..<8 { minSum &+= Int32(mins[sub]) &* (Int32(groupSums[2 * sub]) &+ Int32(groupSums[2 * sub + 1])) }
-            minimums.addProduct(block.float16(at: 2) * xd, Float(minSum))
+            if !pairwise {
+                acc = acc.addingProduct(Float(blockSum), scaleW)
+                accMin = accMin.addingProduct(Float(blockMin), minW)
+            }
         }
-        return sparrow_reduce_add_f32x16(acc) - minimums
+        return acc - accMin
     }
 
     /// Q6_K: per 64 elements one 512-bit dot gives 4 lanes per 16-element sub-block, weighted by
     /// the int8 scales, the -32 offset removed per lane. Folding the 16 lanes to 8 gives ggml's
-    /// AVX2 partition (lane k: bytes 4k..4k+3 of every 32-element vector), so the f32 sums match.
+    /// AVX2 vec_dot partition (lane k: bytes 4k..4k+3 of every 32-element vector).
+    @inline(__always)
+    static func q6KLanes(_ block: UnsafeRawPointer, _ xq: UnsafeRawPointer) -> SIMD8<Int32> {
+        let scales = (block + 192).assumingMemoryBound(to: Int8.self)
+        var sum = SIMD16<Int32>()
+        for half in 0..<2 {
+            let low = block.simd(SIMD64<UInt8>.self, at: 64 * half)
+            let high = block.simd(SIMD32<UInt8>.self, at: 128 + 32 * half)
+            for pair in 0..<2 {
+                let xs = xq.simd(SIMD64<Int8>.self, at: 128 * half + 64 * pair)
+                let dot = D.dot(.zero, sparrow_q6k_quants(low, high, Int32(4 * pair)), xs) &- D.dot(.zero, SIMD64(repeating: 32), xs)
+                sum &+= dot &* sparrow_repeat4x4(scales + 8 * half + 4 * pair)
+            }
+        }
+        return sum.lowHalf &+ sum.highHalf
+    }
+
+    /// Q6_K as llama.cpp's vec_dot sums it (batches under 8 rows): eight f32 lanes, one fused
+    /// multiply-add per super-block with dA * dW, then hsum_float_8.
     @inline(__always)
     static func q6_K(_ w: UnsafeRawPointer, _ x: Q8KRow, blocks: Int) -> Float {
         var acc = SIMD8<Float>()
         for b in 0..<blocks {
             let block = w + 210 * b
-            let scales = (block + 192).assumingMemoryBound(to: Int8.self)
-            let xq = UnsafeRawPointer(x.quants + 256 * b)
-            var sum = SIMD16<Int32>()
-            for half in 0..<2 {
-                let low = block.simd(SIMD64<UInt8>.self, at: 64 * half)
-                let high = block.simd(SIMD32<UInt8>.self, at: 128 + 32 * half)
-                for pair in 0..<2 {
-                    let xs = xq.simd(SIMD64<Int8>.self, at: 128 * half + 64 * pair)
-                    let dot = D.dot(.zero, sparrow_q6k_quants(low, high, Int32(4 * pair)), xs) &- D.dot(.zero, SIMD64(repeating: 32), xs)
-                    sum &+= dot &* sparrow_repeat4x4(scales + 8 * half + 4 * pair)
-                }
-            }
-            acc.addProduct(sparrow_i32x8_to_f32(sum.lowHalf &+ sum.highHalf), SIMD8(repeating: x.scales[b] * block.float16(at: 208)))
+            let lanes = q6KLanes(block, UnsafeRawPointer(x.quants + 256 * b))
+            acc.addProduct(sparrow_i32x8_to_f32(lanes), SIMD8(repeating: x.scales[b] * block.float16(at: 208)))
         }
         return sparrow_reduce_add_f32x8(acc)
+    }
+
+    /// Q6_K as llama.cpp's tiled K-quant matmul sums it (batches of 8 rows or more): one scalar
+    /// accumulator; per super-block the exact integer sum times dW, then fused with dA.
+    @inline(__always)
+    static func q6KTiled(_ w: UnsafeRawPointer, _ x: Q8KRow, blocks: Int) -> Float {
+        var acc: Float = 0
+        for b in 0..<blocks {
+            let block = w + 210 * b
+            let lanes = q6KLanes(block, UnsafeRawPointer(x.quants + 256 * b))
+            acc = acc.addingProduct(block.float16(at: 208) * Float(lanes.wrappedSum()), x.scales[b])
+        }
+        return acc
     }
 }
 

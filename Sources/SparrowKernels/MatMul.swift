@@ -56,8 +56,15 @@ public final class MatMul: @unchecked Sendable {
             func row(_ t: Int) -> Q8KRow {
                 Q8KRow(quants: x.quants + t * cols, scales: x.scales + t * blocks, groupSums: x.groupSums + t * cols / 16)
             }
+            // llama.cpp's summation schedule depends on the batch size (see QuantDot); it is
+            // followed so that logits stay bit-identical to the reference.
             if w.type == .q4_K {
-                tiled(w, tokens, output) { QuantDot<D>.q4_K($0, row($1), blocks: blocks) }
+                // Rows in full groups of four go through llama.cpp's repacked gemm, the rest
+                // (and batches of up to three) through its gemv.
+                let grouped = tokens > 3 ? tokens - tokens % 4 : 0
+                tiled(w, tokens, output) { QuantDot<D>.q4_K($0, row($1), blocks: blocks, pairwise: $1 < grouped) }
+            } else if tokens >= 8 {
+                tiled(w, tokens, output) { QuantDot<D>.q6KTiled($0, row($1), blocks: blocks) }
             } else {
                 tiled(w, tokens, output) { QuantDot<D>.q6_K($0, row($1), blocks: blocks) }
             }

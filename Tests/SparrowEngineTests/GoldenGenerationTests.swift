@@ -36,17 +36,12 @@ func catalogModel(_ name: String) throws -> LanguageModel {
 
 /// What one model's goldens show when Sparrow replays them.
 ///
-/// Exact agreement is not expected: llama.cpp and Sparrow both quantise activations to int8
-/// before every matmul, so a difference in the last bits anywhere (llama.cpp's f16 flash
-/// attention, summation order) flips some roundings and the flips compound over the layers.
-/// llama.cpp disagrees with itself as much: with flash attention off and an f32 cache it
-/// reproduces only 6 of its own 15 SmolLM2 continuations, with top-5 log-probabilities up to
-/// 0.35 apart.
+/// Both engines quantise activations to int8 before every matmul, so a last-bit difference
+/// anywhere can flip a later rounding and the flips compound over the layers: only the same
+/// float operations in the same order reproduce llama.cpp's tokens. Sparrow follows llama.cpp's
+/// CPU kernels op by op (see the README); for SmolLM2 its logits are bit-identical, so the
+/// remaining difference is llama-server's own f32 normalisation of the log-probabilities.
 struct GoldenComparison {
-    /// Log-probability differences seen between int8 pipelines (llama.cpp's own configurations
-    /// included) on these models.
-    static let noise: Float = 0.5
-
     var firstTokenMismatches: [String] = []
     var chatPromptMismatches: [String] = []
     var identicalContinuations = 0
@@ -77,13 +72,7 @@ struct GoldenComparison {
             var generated: [Int] = []
             while generated.count < min(continuationLength, c.generated_ids.count) {
                 let token = argmax(logits.last)
-                if generated.isEmpty, token != c.generated_ids[0] {
-                    // Within the numeric noise between int8 pipelines, the reference's runner-up
-                    // is an acceptable first token; beyond it, any other token is a bug.
-                    let top = c.top_logprobs[0]!
-                    let closeCall = top.logprobs[0] - top.logprobs[1] < Self.noise && token == top.ids[1]
-                    if !closeCall { firstTokenMismatches.append(c.name) }
-                }
+                if generated.isEmpty, token != c.generated_ids[0] { firstTokenMismatches.append(c.name) }
                 generated.append(token)
                 if model.tokenizer.isEndOfGeneration(token) || generated.count == c.generated_ids.count { break }
                 logits = try session.evaluate([token])
@@ -95,15 +84,22 @@ struct GoldenComparison {
 }
 
 @Suite(.serialized) struct GoldenGenerationTests {
-    @Test(arguments: ["smollm2-135m", "qwen2.5-coder-0.5b"])
-    func matchesLlamaCpp(model: String) throws {
-        let r = try GoldenComparison(model: model)
+    @Test func smolLMMatchesLlamaCppExactly() throws {
+        let r = try GoldenComparison(model: "smollm2-135m")
         #expect(r.chatPromptMismatches.isEmpty, "chat prompts rendered differently: \(r.chatPromptMismatches)")
         #expect(r.firstTokenMismatches.isEmpty, "first greedy token differs: \(r.firstTokenMismatches)")
-        #expect(r.maxLogprobError < GoldenComparison.noise)
-        // A wrong model diverges within a few tokens everywhere; a right one often runs on
-        // identically for all 32 (see the README for the measured rates).
-        #expect(r.identicalContinuations * 3 >= r.cases)
+        #expect(r.maxLogprobError < 0.01)
+        #expect(r.identicalContinuations * 5 >= r.cases * 4, "identical continuations \(r.identicalContinuations)/\(r.cases)")
+    }
+
+    @Test func qwenMatchesLlamaCpp() throws {
+        let r = try GoldenComparison(model: "qwen2.5-coder-0.5b")
+        #expect(r.chatPromptMismatches.isEmpty, "chat prompts rendered differently: \(r.chatPromptMismatches)")
+        #expect(r.firstTokenMismatches.isEmpty, "first greedy token differs: \(r.firstTokenMismatches)")
+        // Not yet bit-identical everywhere: one of llama.cpp's batch-size-dependent K-quant
+        // kernels is still to be matched (README, "Correctness"); the floors hold.
+        #expect(r.maxLogprobError < 0.1)
+        #expect(r.identicalContinuations * 5 >= r.cases * 4, "identical continuations \(r.identicalContinuations)/\(r.cases)")
     }
 
     @Test func gemmaFirstTokensMatchLlamaCpp() throws {
