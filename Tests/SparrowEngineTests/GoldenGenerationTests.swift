@@ -84,21 +84,16 @@ struct GoldenComparison {
 }
 
 @Suite(.serialized) struct GoldenGenerationTests {
-    @Test func smolLMMatchesLlamaCppExactly() throws {
-        let r = try GoldenComparison(model: "smollm2-135m")
+    /// The floors: identical first tokens, top-5 log-probabilities within 0.1, and at
+    /// least 80% identical 32-token continuations. SmolLM2's logits are bit-identical, so its
+    /// bound is the residue of llama-server's f32 normalisation; Qwen's is the floor (one of
+    /// llama.cpp's batch-size-dependent K-quant schedules is still to be matched, see README).
+    @Test(arguments: [("smollm2-135m", Float(0.01)), ("qwen2.5-coder-0.5b", Float(0.1))])
+    func matchesLlamaCpp(model: String, logprobBound: Float) throws {
+        let r = try GoldenComparison(model: model)
         #expect(r.chatPromptMismatches.isEmpty, "chat prompts rendered differently: \(r.chatPromptMismatches)")
         #expect(r.firstTokenMismatches.isEmpty, "first greedy token differs: \(r.firstTokenMismatches)")
-        #expect(r.maxLogprobError < 0.01)
-        #expect(r.identicalContinuations * 5 >= r.cases * 4, "identical continuations \(r.identicalContinuations)/\(r.cases)")
-    }
-
-    @Test func qwenMatchesLlamaCpp() throws {
-        let r = try GoldenComparison(model: "qwen2.5-coder-0.5b")
-        #expect(r.chatPromptMismatches.isEmpty, "chat prompts rendered differently: \(r.chatPromptMismatches)")
-        #expect(r.firstTokenMismatches.isEmpty, "first greedy token differs: \(r.firstTokenMismatches)")
-        // Not yet bit-identical everywhere: one of llama.cpp's batch-size-dependent K-quant
-        // kernels is still to be matched (README, "Correctness"); the floors hold.
-        #expect(r.maxLogprobError < 0.1)
+        #expect(r.maxLogprobError < logprobBound)
         #expect(r.identicalContinuations * 5 >= r.cases * 4, "identical continuations \(r.identicalContinuations)/\(r.cases)")
     }
 
