@@ -2,14 +2,14 @@ import CSparrowSIMD
 
 // Activations are quantised once per matmul to int8 so every weight block is consumed by an
 // integer dot product. Two layouts, matching the weight families:
-// - Q8 blocks of 32 (for Q8_0, Q4_0, Q4_1, Q5_0): per block the scale d and d * sum(q), the
-//   latter absorbs the weights' constant offsets / minimums without touching each element.
+// - Q8 blocks of 32 (for Q8_0, Q4_0, Q4_1, Q5_0): per block the scale d and ggml's q8_1 sum
+//   f16(d * sum(q)), with which Q4_1's minimums are applied without touching each element.
 // - Q8_K super-blocks of 256 (for Q4_K, Q6_K): one scale per 256 and int16 sums per 16.
 
 /// One token's activations as Q8 blocks of 32.
 struct Q8Row {
     let quants: UnsafePointer<Int8>
-    /// Per block: (d, d * sum of the block's quants).
+    /// Per block: (d, f16(d * sum of the block's quants)), the latter for Q4_1's minimums.
     let scales: UnsafePointer<SIMD2<Float>>
 }
 
@@ -22,19 +22,9 @@ struct Q8KRow {
     let groupSums: UnsafePointer<Int16>
 }
 
-/// What the second number of a Q8 block scale holds; it follows ggml's two formats, whose exact
-/// rounding the golden logits depend on.
-enum Q8BlockSum {
-    /// d * sum(q) with d as stored, so the offset of Q4_0/Q5_0/Q8_0 weights cancels exactly as
-    /// ggml's integer arithmetic does (ggml's block_q8_0).
-    case exact
-    /// f16(max|x| / 127 * sum(q)), the s of ggml's block_q8_1, which Q4_1's minimum multiplies.
-    case q8_1
-}
-
 /// Quantises `count` floats (a multiple of 32) to Q8 blocks: q = round(x * 127 / max|x|), with
 /// the scale d = max|x| / 127 rounded to f16 as ggml stores it.
-func quantizeQ8(_ x: UnsafePointer<Float>, count: Int, sum: Q8BlockSum = .exact, quants: UnsafeMutablePointer<Int8>, scales: UnsafeMutablePointer<SIMD2<Float>>) {
+func quantizeQ8(_ x: UnsafePointer<Float>, count: Int, quants: UnsafeMutablePointer<Int8>, scales: UnsafeMutablePointer<SIMD2<Float>>) {
     for b in 0..<count / 32 {
         let src = UnsafeRawPointer(x + 32 * b), dst = UnsafeMutableRawPointer(quants + 32 * b)
         let v0 = src.simd(SIMD16<Float>.self), v1 = src.simd(SIMD16<Float>.self, at: 64)
@@ -46,7 +36,8 @@ func quantizeQ8(_ x: UnsafePointer<Float>, count: Int, sum: Q8BlockSum = .exact,
         // ggml keeps the block scale as f16; rounding it the same way keeps logits closest to
         // llama.cpp's (the golden reference), at no cost in accuracy that matters.
         let d = Float(Float16(amax / 127)), total = Float(sparrow_reduce_add_i32x16(q0 &+ q1))
-        scales[b] = SIMD2(d, sum == .exact ? d * total : Float(Float16(amax / 127 * total)))
+        // The sum is ggml's block_q8_1 s: f16(unrounded d * sum(q)), which Q4_1's minimum multiplies.
+        scales[b] = SIMD2(d, Float(Float16(amax / 127 * total)))
     }
 }
 

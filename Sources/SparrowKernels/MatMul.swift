@@ -41,7 +41,7 @@ public final class MatMul: @unchecked Sendable {
             let type = w.type
             tiled(w, tokens, output) { FloatDot.dot(type, $0, input + $1 * cols, count: cols) }
         case .q8_0, .q4_0, .q4_1, .q5_0:
-            let x = quantizeQ8(input, tokens: tokens, cols: cols, sum: w.type == .q4_1 ? .q8_1 : .exact)
+            let x = quantizeQ8(input, tokens: tokens, cols: cols)
             let blocks = cols / 32
             func row(_ t: Int) -> Q8Row { Q8Row(quants: x.quants + t * cols, scales: x.scales + t * blocks) }
             switch w.type {
@@ -92,13 +92,13 @@ public final class MatMul: @unchecked Sendable {
 
     // MARK: activation quantisation into the reusable scratch
 
-    private func quantizeQ8(_ input: UnsafePointer<Float>, tokens: Int, cols: Int, sum: Q8BlockSum) -> (quants: UnsafePointer<Int8>, scales: UnsafePointer<SIMD2<Float>>) {
+    private func quantizeQ8(_ input: UnsafePointer<Float>, tokens: Int, cols: Int) -> (quants: UnsafePointer<Int8>, scales: UnsafePointer<SIMD2<Float>>) {
         let quantBytes = Self.aligned(tokens * cols)
         let base = scratch(bytes: quantBytes + tokens * cols / 32 * MemoryLayout<SIMD2<Float>>.stride)
         let quants = base.assumingMemoryBound(to: Int8.self)
         let scales = (base + quantBytes).assumingMemoryBound(to: SIMD2<Float>.self)
         forEachToken(tokens) { t in
-            SparrowKernels.quantizeQ8(input + t * cols, count: cols, sum: sum, quants: quants + t * cols, scales: scales + t * cols / 32)
+            SparrowKernels.quantizeQ8(input + t * cols, count: cols, quants: quants + t * cols, scales: scales + t * cols / 32)
         }
         return (UnsafePointer(quants), UnsafePointer(scales))
     }

@@ -16,43 +16,6 @@ func store16(_ v: F32x16, _ p: UnsafeMutablePointer<Float>) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: F32x16.self)
 }
 
-/// Sum of a[i] * b[i].
-@inlinable
-public func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {
-    var acc0 = F32x16(), acc1 = F32x16()
-    var i = 0
-    while i + 32 <= count {
-        acc0.addProduct(load16(a + i), load16(b + i))
-        acc1.addProduct(load16(a + i + 16), load16(b + i + 16))
-        i += 32
-    }
-    if i + 16 <= count {
-        acc0.addProduct(load16(a + i), load16(b + i))
-        i += 16
-    }
-    var sum = (acc0 + acc1).sum()
-    while i < count {
-        sum += a[i] * b[i]
-        i += 1
-    }
-    return sum
-}
-
-/// y[i] += a * x[i].
-@inlinable
-public func addScaled(_ x: UnsafePointer<Float>, scale a: Float, into y: UnsafeMutablePointer<Float>, count: Int) {
-    let va = F32x16(repeating: a)
-    var i = 0
-    while i + 16 <= count {
-        store16(load16(y + i) + va * load16(x + i), y + i)
-        i += 16
-    }
-    while i < count {
-        y[i] += a * x[i]
-        i += 1
-    }
-}
-
 /// y[i] += x[i].
 @inlinable
 public func add(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int) {
