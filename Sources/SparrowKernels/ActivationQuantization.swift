@@ -28,7 +28,7 @@ func quantizeQ8(_ x: UnsafePointer<Float>, count: Int, quants: UnsafeMutablePoin
     for b in 0..<count / 32 {
         let src = UnsafeRawPointer(x + 32 * b), dst = UnsafeMutableRawPointer(quants + 32 * b)
         let v0 = src.simd(SIMD16<Float>.self), v1 = src.simd(SIMD16<Float>.self, at: 64)
-        let amax = sparrow_reduce_max_f32x16(pointwiseMax(pointwiseMax(v0, -v0), pointwiseMax(v1, -v1)))
+        let amax = sparrow_max_abs_f32x16x2(v0, v1)
         let inverse: Float = amax == 0 ? 0 : 127 / amax
         let q0 = sparrow_round_to_i32(v0 * inverse), q1 = sparrow_round_to_i32(v1 * inverse)
         dst.storeBytes(of: sparrow_i32x16_to_i8(q0), as: SIMD16<Int8>.self)
@@ -49,8 +49,8 @@ func quantizeQ8K(_ x: UnsafePointer<Float>, count: Int, quants: UnsafeMutablePoi
         var high = src.simd(SIMD16<Float>.self), low = high
         for g in 1..<16 {
             let v = src.simd(SIMD16<Float>.self, at: 64 * g)
-            high = pointwiseMax(high, v)
-            low = pointwiseMin(low, v)
+            high = sparrow_max_f32x16(high, v)
+            low = sparrow_min_f32x16(low, v)
         }
         let highest = sparrow_reduce_max_f32x16(high), lowest = sparrow_reduce_min_f32x16(low)
         var largest = -lowest > highest ? lowest : highest

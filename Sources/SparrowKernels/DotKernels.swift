@@ -58,18 +58,16 @@ enum QuantDot<D: Int8DotProduct> {
     // each, exact; each block adds (dw * dx) * lane to eight f32 accumulators with one fused
     // multiply-add; the lanes are summed in hsum_float_8's order. Q4_1's minimum term
     // (m * s per block) is a separate scalar sum added last, as there.
-
     @inline(__always)
-    static func q8_0(_ w: UnsafeRawPointer, _ x: Q8Row, blocks: Int) -> Float {
-        var acc = SIMD8<Float>()
+    static func q8Block<F: Q8BlockFormat>(_ w: UnsafeRawPointer, _ x: Q8Row, blocks: Int, _: F.Type) -> Float {
+        var acc = SIMD8<Float>(), minimums: Float = 0
         for b in 0..<blocks {
-            let block = w + 34 * b
-            // Signed weights become unsigned by +128, removed again in integers.
-            let u = sparrow_offset_binary32(block.simd(SIMD32<Int8>.self, at: 2))
-            let dot = offsetDot(u, offset: 128, x.quants + 32 * b)
-            acc.addProduct(sparrow_i32x8_to_f32(dot), SIMD8(repeating: block.float16(at: 0) * x.scales[b].x))
+            let block = w + F.blockBytes * b, xs = x.scales[b]
+            let dot = offsetDot(F.quants(block), offset: F.offset, x.quants + 32 * b)
+            acc.addProduct(sparrow_i32x8_to_f32(dot), SIMD8(repeating: F.scale(block) * xs.x))
+            if F.hasMinimum { minimums.addProduct(F.minimum(block), xs.y) }
         }
-        return sparrow_reduce_add_f32x8(acc)
+        return F.hasMinimum ? sparrow_reduce_add_f32x8(acc) + minimums : sparrow_reduce_add_f32x8(acc)
     }
 
     /// Lane i: sum over bytes 4i..4i+3 of (u - offset) * x, exact in int32 as ggml's signed
@@ -77,50 +75,15 @@ enum QuantDot<D: Int8DotProduct> {
     @inline(__always)
     static func offsetDot(_ u: SIMD32<UInt8>, offset: UInt8, _ x: UnsafePointer<Int8>) -> SIMD8<Int32> {
         let xs = UnsafeRawPointer(x).simd(SIMD32<Int8>.self)
-        return D.dot(.zero, u, xs) &- D.dot(.zero, SIMD32(repeating: offset), xs)
+        let dot = D.dot(.zero, u, xs)
+        return offset == 0 ? dot : dot &- D.dot(.zero, SIMD32(repeating: offset), xs)
     }
 
+    /// Q4_K as llama.cpp's gemv sums it for weights it repacks (on x86, Q4_K matrices with
+    /// rows % 8 == 0): one f32 accumulator for the scaled quants and one for the minimums, fed
+    /// per super-block. (Its gemm feeds them per 64-element pair: `PanelDot.q4_K`.)
     @inline(__always)
-    static func q4_0(_ w: UnsafeRawPointer, _ x: Q8Row, blocks: Int) -> Float {
-        var acc = SIMD8<Float>()
-        for b in 0..<blocks {
-            let block = w + 18 * b
-            let dot = offsetDot(sparrow_nibbles32(block.simd(SIMD16<UInt8>.self, at: 2)), offset: 8, x.quants + 32 * b)
-            acc.addProduct(sparrow_i32x8_to_f32(dot), SIMD8(repeating: block.float16(at: 0) * x.scales[b].x))
-        }
-        return sparrow_reduce_add_f32x8(acc)
-    }
-
-    @inline(__always)
-    static func q4_1(_ w: UnsafeRawPointer, _ x: Q8Row, blocks: Int) -> Float {
-        var acc = SIMD8<Float>(), minimums: Float = 0
-        for b in 0..<blocks {
-            let block = w + 20 * b, xs = x.scales[b]
-            let d = block.float16(at: 0), m = block.float16(at: 2)
-            let dot = D.dot(.zero, sparrow_nibbles32(block.simd(SIMD16<UInt8>.self, at: 4)), UnsafeRawPointer(x.quants + 32 * b).simd(SIMD32<Int8>.self))
-            acc.addProduct(sparrow_i32x8_to_f32(dot), SIMD8(repeating: d * xs.x))
-            minimums.addProduct(m, xs.y)
-        }
-        return sparrow_reduce_add_f32x8(acc) + minimums
-    }
-
-    @inline(__always)
-    static func q5_0(_ w: UnsafeRawPointer, _ x: Q8Row, blocks: Int) -> Float {
-        var acc = SIMD8<Float>()
-        for b in 0..<blocks {
-            let block = w + 22 * b
-            let u = sparrow_q5_quants(block.simd(SIMD16<UInt8>.self, at: 6), block.loadUnaligned(fromByteOffset: 2, as: UInt32.self))
-            let dot = offsetDot(u, offset: 16, x.quants + 32 * b)
-            acc.addProduct(sparrow_i32x8_to_f32(dot), SIMD8(repeating: block.float16(at: 0) * x.scales[b].x))
-        }
-        return sparrow_reduce_add_f32x8(acc)
-    }
-
-    /// Q4_K as llama.cpp sums it for weights it repacks (on x86, Q4_K matrices with rows % 8
-    /// == 0): one f32 accumulator for the scaled quants and one for the minimums, fed per
-    /// 64-element pair of sub-blocks (`pairwise`, its gemm) or per super-block (its gemv).
-    @inline(__always)
-    static func q4_K(_ w: UnsafeRawPointer, _ x: Q8KRow, blocks: Int, pairwise: Bool) -> Float {
+    static func q4_K(_ w: UnsafeRawPointer, _ x: Q8KRow, blocks: Int) -> Float {
         var acc: Float = 0, accMin: Float = 0
         for b in 0..<blocks {
             let block = w + 144 * b
@@ -132,23 +95,13 @@ enum QuantDot<D: Int8DotProduct> {
             for pair in 0..<4 {
                 let u = sparrow_nibbles64(block.simd(SIMD32<UInt8>.self, at: 16 + 32 * pair))
                 let dot = D.dot(.zero, u, xq.simd(SIMD64<Int8>.self, at: 64 * pair))
-                let sum = sparrow_reduce_add_i32x16(dot &* sparrow_repeat8x2(Int32(scales[2 * pair]), Int32(scales[2 * pair + 1])))
-                var minSum: Int32 = 0
+                blockSum &+= sparrow_reduce_add_i32x16(dot &* sparrow_repeat8x2(Int32(scales[2 * pair]), Int32(scales[2 * pair + 1])))
                 for sub in 2 * pair...2 * pair + 1 {
-                    minSum &+= Int32(mins[sub]) &* (Int32(groupSums[2 * sub]) &+ Int32(groupSums[2 * sub + 1]))
-                }
-                if pairwise {
-                    acc = acc.addingProduct(Float(sum), scaleW)
-                    accMin = accMin.addingProduct(Float(minSum), minW)
-                } else {
-                    blockSum &+= sum
-                    blockMin &+= minSum
+                    blockMin &+= Int32(mins[sub]) &* (Int32(groupSums[2 * sub]) &+ Int32(groupSums[2 * sub + 1]))
                 }
             }
-            if !pairwise {
-                acc = acc.addingProduct(Float(blockSum), scaleW)
-                accMin = accMin.addingProduct(Float(blockMin), minW)
-            }
+            acc = acc.addingProduct(Float(blockSum), scaleW)
+            accMin = accMin.addingProduct(Float(blockMin), minW)
         }
         return acc - accMin
     }
@@ -183,19 +136,6 @@ enum QuantDot<D: Int8DotProduct> {
             acc.addProduct(sparrow_i32x8_to_f32(lanes), SIMD8(repeating: x.scales[b] * block.float16(at: 208)))
         }
         return sparrow_reduce_add_f32x8(acc)
-    }
-
-    /// Q6_K as llama.cpp's tiled K-quant matmul sums it (batches of 8 rows or more): one scalar
-    /// accumulator; per super-block the exact integer sum times dW, then fused with dA.
-    @inline(__always)
-    static func q6KTiled(_ w: UnsafeRawPointer, _ x: Q8KRow, blocks: Int) -> Float {
-        var acc: Float = 0
-        for b in 0..<blocks {
-            let block = w + 210 * b
-            let lanes = q6KLanes(block, UnsafeRawPointer(x.quants + 256 * b))
-            acc = acc.addingProduct(block.float16(at: 208) * Float(lanes.wrappedSum()), x.scales[b])
-        }
-        return acc
     }
 }
 

@@ -10,17 +10,18 @@ public final class MatMul: @unchecked Sendable {
     /// Whether the AVX-512 VNNI kernels are used (else the portable ones). Tests force `false`.
     public internal(set) var usesVNNI: Bool = cpuHasVNNI
 
-    private var scratch: UnsafeMutableRawPointer?
-    private var scratchBytes = 0
+    private let scratch = ScratchBuffer(), panelScratch = ScratchBuffer(), rowScratch = ScratchBuffer()
 
     /// Rows whose encoded bytes stay in L1 while a chunk of tokens streams past them.
     private static let rowTile = 8
     /// Tokens whose quantised activations stay in L2 while a row tile is reused.
     private static let tokenTile = 64
+    /// From this many tokens the Q8-block formats use token panels (fewer would mostly be padding).
+    private static let panelMinimumTokens = 4
+    /// Panel bytes that stay in L2 while unpacked weight rows meet them.
+    private static let panelChunkBytes = 384 << 10
 
     public init(pool: ThreadPool) { self.pool = pool }
-
-    deinit { scratch?.deallocate() }
 
     /// output[t*w.rows + r] = sum_c W[r, c] * input[t*w.cols + c]   for t in 0..<tokens.
     /// tokens == 1 is decode (GEMV); tokens > 1 is batched prefill.
@@ -39,16 +40,29 @@ public final class MatMul: @unchecked Sendable {
         switch w.type {
         case .f32, .f16, .bf16:
             let type = w.type
-            tiled(w, tokens, output) { FloatDot.dot(type, $0, input + $1 * cols, count: cols) }
+            tiled(w, 0..<tokens, output) { FloatDot.dot(type, $0, input + $1 * cols, count: cols) }
         case .q8_0, .q4_0, .q4_1, .q5_0:
             let x = quantizeQ8(input, tokens: tokens, cols: cols)
             let blocks = cols / 32
             func row(_ t: Int) -> Q8Row { Q8Row(quants: x.quants + t * cols, scales: x.scales + t * blocks) }
+            func run<F: Q8BlockFormat>(_ format: F.Type) {
+                guard tokens >= Self.panelMinimumTokens else {
+                    return tiled(w, 0..<tokens, output) { QuantDot<D>.q8Block($0, row($1), blocks: blocks, format) }
+                }
+                let layout = PanelLayout(cols: cols, tokens: tokens)
+                let memory = panelScratch.bytes(layout.byteCount)
+                pool.parallelFor(layout.panelCount) { panels in
+                    for p in panels { buildQ8Panel(layout.q8(memory, p), layout, x, first: p * Q8Panel.width, tokens: tokens) }
+                }
+                panelTiled(w, layout, tokens: tokens, unpackedBytes: PanelRow.q8BlockBytes(cols: cols), output) { PanelRow.unpack($0, blocks: blocks, into: $1, format, D.self) } kernel: {
+                    PanelDot<D>.q8Block($0, $1, layout.q8(memory, $2), blocks: blocks, format)
+                }
+            }
             switch w.type {
-            case .q8_0: tiled(w, tokens, output) { QuantDot<D>.q8_0($0, row($1), blocks: blocks) }
-            case .q4_0: tiled(w, tokens, output) { QuantDot<D>.q4_0($0, row($1), blocks: blocks) }
-            case .q4_1: tiled(w, tokens, output) { QuantDot<D>.q4_1($0, row($1), blocks: blocks) }
-            default: tiled(w, tokens, output) { QuantDot<D>.q5_0($0, row($1), blocks: blocks) }
+            case .q8_0: run(Q8_0Format.self)
+            case .q4_0: run(Q4_0Format.self)
+            case .q4_1: run(Q4_1Format.self)
+            default: run(Q5_0Format.self)
             }
         case .q4_K, .q6_K:
             let x = quantizeQ8K(input, tokens: tokens, cols: cols)
@@ -57,29 +71,46 @@ public final class MatMul: @unchecked Sendable {
                 Q8KRow(quants: x.quants + t * cols, scales: x.scales + t * blocks, groupSums: x.groupSums + t * cols / 16)
             }
             // llama.cpp's summation schedule depends on the batch size (see QuantDot); it is
-            // followed so that logits stay bit-identical to the reference.
-            if w.type == .q4_K {
-                // Rows in full groups of four go through llama.cpp's repacked gemm, the rest
-                // (and batches of up to three) through its gemv.
-                let grouped = tokens > 3 ? tokens - tokens % 4 : 0
-                tiled(w, tokens, output) { QuantDot<D>.q4_K($0, row($1), blocks: blocks, pairwise: $1 < grouped) }
-            } else if tokens >= 8 {
-                tiled(w, tokens, output) { QuantDot<D>.q6KTiled($0, row($1), blocks: blocks) }
-            } else {
-                tiled(w, tokens, output) { QuantDot<D>.q6_K($0, row($1), blocks: blocks) }
+            // followed so that logits stay bit-identical to the reference. Q4_K: tokens in full
+            // groups of four go through its repacked gemm (panels here), the rest (and batches
+            // of up to three) through its gemv. Q6_K: its tiled matmul (panels) from 8 tokens.
+            let isQ4K = w.type == .q4_K
+            let panelTokens = isQ4K ? (tokens > 3 ? tokens - tokens % 4 : 0) : (tokens >= 8 ? tokens : 0)
+            if panelTokens > 0 {
+                let layout = PanelLayout(cols: cols, tokens: panelTokens)
+                let memory = panelScratch.bytes(layout.byteCount)
+                pool.parallelFor(layout.panelCount) { panels in
+                    for p in panels { buildQ8KPanel(layout.q8K(memory, p), layout, x, first: p * Q8Panel.width, tokens: panelTokens) }
+                }
+                if isQ4K {
+                    panelTiled(w, layout, tokens: panelTokens, unpackedBytes: cols, output) { PanelRow.unpackQ4_K($0, blocks: blocks, into: $1) } kernel: {
+                        PanelDot<D>.q4_K($0, $1, layout.q8K(memory, $2), blocks: blocks)
+                    }
+                } else {
+                    panelTiled(w, layout, tokens: panelTokens, unpackedBytes: cols, output) { PanelRow.unpackQ6_K($0, blocks: blocks, into: $1) } kernel: {
+                        PanelDot<D>.q6_K($0, $1, layout.q8K(memory, $2), blocks: blocks)
+                    }
+                }
+            }
+            if panelTokens < tokens {
+                if isQ4K {
+                    tiled(w, panelTokens..<tokens, output) { QuantDot<D>.q4_K($0, row($1), blocks: blocks) }
+                } else {
+                    tiled(w, panelTokens..<tokens, output) { QuantDot<D>.q6_K($0, row($1), blocks: blocks) }
+                }
             }
         default:
             preconditionFailure("unreachable: WeightMatrix only holds computable types")
         }
     }
 
-    /// Fills output[t*rows + r] = kernel(row r's bytes, t), rows split across the pool.
+    /// Fills output[t*rows + r] = kernel(row r's bytes, t) for t in `tokens`, rows split across the pool.
     @inline(__always)
-    private func tiled(_ w: WeightMatrix, _ tokens: Int, _ output: UnsafeMutablePointer<Float>, _ kernel: (UnsafeRawPointer, Int) -> Float) {
+    private func tiled(_ w: WeightMatrix, _ tokens: Range<Int>, _ output: UnsafeMutablePointer<Float>, _ kernel: (UnsafeRawPointer, Int) -> Float) {
         let rows = w.rows
         pool.parallelFor(rows) { range in
-            for t0 in stride(from: 0, to: tokens, by: Self.tokenTile) {
-                let tEnd = min(tokens, t0 + Self.tokenTile)
+            for t0 in stride(from: tokens.lowerBound, to: tokens.upperBound, by: Self.tokenTile) {
+                let tEnd = min(tokens.upperBound, t0 + Self.tokenTile)
                 for r0 in stride(from: range.lowerBound, to: range.upperBound, by: Self.rowTile) {
                     for r in r0..<min(range.upperBound, r0 + Self.rowTile) {
                         let weights = w.row(r)
@@ -90,11 +121,56 @@ public final class MatMul: @unchecked Sendable {
         }
     }
 
+    /// Fills output[t*rows + r] for t < tokens from token panels: rows split across the pool;
+    /// each row is unpacked once per chunk of panels that fits in L2, then meets each panel.
+    @inline(__always)
+    private func panelTiled(_ w: WeightMatrix, _ layout: PanelLayout, tokens: Int, unpackedBytes: Int, _ output: UnsafeMutablePointer<Float>,
+                            unpack: (UnsafeRawPointer, UnsafeMutableRawPointer) -> Void,
+                            kernel: (UnsafeRawPointer, UnsafeRawPointer, Int) -> SIMD16<Float>) {
+        let rows = w.rows
+        let chunk = max(1, Self.panelChunkBytes / layout.panelBytes)
+        let unpackedRows = rowScratch.bytes(pool.threadCount * unpackedBytes)
+        pool.run { worker, workers in
+            let range = ThreadPool.chunk(worker, of: workers, count: rows)
+            let unpacked = unpackedRows + worker * unpackedBytes
+            for p0 in stride(from: 0, to: layout.panelCount, by: chunk) {
+                for r in range {
+                    let weights = w.row(r)
+                    unpack(weights, unpacked)
+                    for p in p0..<min(layout.panelCount, p0 + chunk) {
+                        let sums = kernel(weights, unpacked, p)
+                        let first = p * Q8Panel.width
+                        for i in 0..<min(Q8Panel.width, tokens - first) { output[(first + i) * rows + r] = sums[i] }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Fills one Q8 panel from row-major quantised activations.
+    private func buildQ8Panel(_ panel: Q8Panel, _ layout: PanelLayout, _ x: (quants: UnsafePointer<Int8>, scales: UnsafePointer<SIMD2<Float>>),
+                              first: Int, tokens: Int) {
+        let count = min(Q8Panel.width, tokens - first), blocks = layout.cols / 32
+        // Padding lanes hold 0 rather than 128; their outputs are never stored.
+        layout.transpose(x.quants, first: first, count: count, flip: 0x8080_8080, into: panel.quants)
+        fillPanelColumns(panel.scales, perToken: blocks, count: count) { x.scales[(first + $0) * blocks + $1].x }
+        fillPanelColumns(panel.sums, perToken: blocks, count: count) { x.scales[(first + $0) * blocks + $1].y }
+    }
+
+    /// Fills one Q8_K panel from row-major quantised activations.
+    private func buildQ8KPanel(_ panel: Q8KPanel, _ layout: PanelLayout, _ x: (quants: UnsafePointer<Int8>, scales: UnsafePointer<Float>, groupSums: UnsafePointer<Int16>),
+                               first: Int, tokens: Int) {
+        let count = min(Q8Panel.width, tokens - first), blocks = layout.cols / 256, groups = layout.cols / 16
+        layout.transpose(x.quants, first: first, count: count, into: panel.quants)
+        fillPanelColumns(panel.scales, perToken: blocks, count: count) { x.scales[(first + $0) * blocks + $1] }
+        fillPanelColumns(panel.groupSums, perToken: groups, count: count) { Int32(x.groupSums[(first + $0) * groups + $1]) }
+    }
+
     // MARK: activation quantisation into the reusable scratch
 
     private func quantizeQ8(_ input: UnsafePointer<Float>, tokens: Int, cols: Int) -> (quants: UnsafePointer<Int8>, scales: UnsafePointer<SIMD2<Float>>) {
         let quantBytes = Self.aligned(tokens * cols)
-        let base = scratch(bytes: quantBytes + tokens * cols / 32 * MemoryLayout<SIMD2<Float>>.stride)
+        let base = scratch.bytes(quantBytes + tokens * cols / 32 * MemoryLayout<SIMD2<Float>>.stride)
         let quants = base.assumingMemoryBound(to: Int8.self)
         let scales = (base + quantBytes).assumingMemoryBound(to: SIMD2<Float>.self)
         forEachToken(tokens) { t in
@@ -106,7 +182,7 @@ public final class MatMul: @unchecked Sendable {
     private func quantizeQ8K(_ input: UnsafePointer<Float>, tokens: Int, cols: Int) -> (quants: UnsafePointer<Int8>, scales: UnsafePointer<Float>, groupSums: UnsafePointer<Int16>) {
         let quantBytes = Self.aligned(tokens * cols)
         let scaleBytes = Self.aligned(tokens * cols / 256 * 4)
-        let base = scratch(bytes: quantBytes + scaleBytes + tokens * cols / 16 * 2)
+        let base = scratch.bytes(quantBytes + scaleBytes + tokens * cols / 16 * 2)
         let quants = base.assumingMemoryBound(to: Int8.self)
         let scales = (base + quantBytes).assumingMemoryBound(to: Float.self)
         let groupSums = (base + quantBytes + scaleBytes).assumingMemoryBound(to: Int16.self)
@@ -125,14 +201,21 @@ public final class MatMul: @unchecked Sendable {
     }
 
     private static func aligned(_ bytes: Int) -> Int { (bytes + 63) & ~63 }
+}
 
-    private func scratch(bytes: Int) -> UnsafeMutableRawPointer {
-        if let scratch, scratchBytes >= bytes { return scratch }
-        scratch?.deallocate()
-        let grown = max(bytes, scratchBytes * 2)
-        let fresh = UnsafeMutableRawPointer.allocate(byteCount: grown, alignment: 64)
-        scratch = fresh
-        scratchBytes = grown
+/// A growable buffer reused across calls (64-byte aligned); contents are not kept on growth.
+final class ScratchBuffer {
+    private var memory: UnsafeMutableRawPointer?
+    private var capacity = 0
+
+    deinit { memory?.deallocate() }
+
+    func bytes(_ count: Int) -> UnsafeMutableRawPointer {
+        if let memory, capacity >= count { return memory }
+        memory?.deallocate()
+        capacity = max(count, capacity * 2)
+        let fresh = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 64)
+        memory = fresh
         return fresh
     }
 }

@@ -62,6 +62,22 @@ import Testing
         #expect(a == b)
     }
 
+    /// llama.cpp rounds the 32-element formats the same way for any batch size, so the token
+    /// panels (batches of 4 or more, padded to 16) must give exactly the one-token kernel's bits.
+    @Test(arguments: [TensorType.q8_0, .q4_0, .q4_1, .q5_0], [4, 21])
+    func batchedEqualsOneTokenAtATime(_ type: TensorType, tokens: Int) throws {
+        var rng = SeededGenerator(state: 7 &+ UInt64(type.rawValue) &* 31 &+ UInt64(tokens))
+        let rows = 9, cols = 320
+        let bytes = randomEncodedRows(type, rows: rows, cols: cols, using: &rng)
+        let input = (0..<tokens * cols).map { _ in Float.random(in: -3...3, using: &rng) }
+        let matmul = MatMul(pool: ThreadPool(threadCount: 2))
+        let batched = try multiply(matmul, type, bytes, rows: rows, cols: cols, input: input, tokens: tokens)
+        for t in 0..<tokens {
+            let single = try multiply(matmul, type, bytes, rows: rows, cols: cols, input: Array(input[(t * cols)..<((t + 1) * cols)]), tokens: 1)
+            #expect(Array(batched[(t * rows)..<((t + 1) * rows)]) == single, "\(type.name) token \(t)")
+        }
+    }
+
     @Test func realGGUFVectorsThroughMatMul() throws {
         // The committed gguf-quantised rows (edge-case blocks included) against their reference floats.
         let matmul = MatMul(pool: ThreadPool(threadCount: 2))

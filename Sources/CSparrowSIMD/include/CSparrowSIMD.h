@@ -65,6 +65,8 @@ static inline sparrow_u8x64 sparrow_q6k_quants(sparrow_u8x64 low, sparrow_u8x32 
         40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63);
     return ((low >> shift) & 0x0F) | (h << 4);
 }
+/// Unsigned bytes less `offset`, as signed bytes.
+static inline sparrow_i8x32 sparrow_minus_offset32(sparrow_u8x32 q, uint8_t offset) { return (sparrow_i8x32)(q - offset); }
 /// Signed bytes offset by +128 to unsigned.
 static inline sparrow_u8x32 sparrow_offset_binary32(sparrow_i8x32 q) { return (sparrow_u8x32)q ^ 0x80; }
 /// [a x8, b x8]
@@ -96,8 +98,30 @@ static inline sparrow_i32x16 sparrow_round_to_i32(sparrow_f32x16 v) {
 }
 static inline sparrow_i32x16 sparrow_min_i32x16(sparrow_i32x16 a, sparrow_i32x16 b) { return __builtin_elementwise_min(a, b); }
 static inline int32_t sparrow_reduce_add_i32x16(sparrow_i32x16 v) { return __builtin_reduce_add(v); }
-static inline float sparrow_reduce_max_f32x16(sparrow_f32x16 v) { return __builtin_reduce_max(v); }
-static inline float sparrow_reduce_min_f32x16(sparrow_f32x16 v) { return __builtin_reduce_min(v); }
+// Float max/min reductions as shuffle trees (__builtin_reduce_max on floats becomes a
+// sequential scalar chain); max and min are exact, so the order does not matter.
+static inline float sparrow_reduce_max_f32x16(sparrow_f32x16 v) {
+    sparrow_f32x8 a = __builtin_elementwise_max(__builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7),
+                                                __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15));
+    a = __builtin_elementwise_max(a, __builtin_shufflevector(a, a, 4, 5, 6, 7, 0, 1, 2, 3));
+    a = __builtin_elementwise_max(a, __builtin_shufflevector(a, a, 2, 3, 0, 1, 6, 7, 4, 5));
+    a = __builtin_elementwise_max(a, __builtin_shufflevector(a, a, 1, 0, 3, 2, 5, 4, 7, 6));
+    return a[0];
+}
+static inline float sparrow_reduce_min_f32x16(sparrow_f32x16 v) {
+    sparrow_f32x8 a = __builtin_elementwise_min(__builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7),
+                                                __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15));
+    a = __builtin_elementwise_min(a, __builtin_shufflevector(a, a, 4, 5, 6, 7, 0, 1, 2, 3));
+    a = __builtin_elementwise_min(a, __builtin_shufflevector(a, a, 2, 3, 0, 1, 6, 7, 4, 5));
+    a = __builtin_elementwise_min(a, __builtin_shufflevector(a, a, 1, 0, 3, 2, 5, 4, 7, 6));
+    return a[0];
+}
+static inline sparrow_f32x16 sparrow_max_f32x16(sparrow_f32x16 a, sparrow_f32x16 b) { return __builtin_elementwise_max(a, b); }
+static inline sparrow_f32x16 sparrow_min_f32x16(sparrow_f32x16 a, sparrow_f32x16 b) { return __builtin_elementwise_min(a, b); }
+/// max |v[i]| over both vectors.
+static inline float sparrow_max_abs_f32x16x2(sparrow_f32x16 a, sparrow_f32x16 b) {
+    return sparrow_reduce_max_f32x16(__builtin_elementwise_max(__builtin_elementwise_abs(a), __builtin_elementwise_abs(b)));
+}
 static inline float sparrow_reduce_add_f32x8(sparrow_f32x8 v) {
     sparrow_f32x8 a = v + __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3);
     a = a + __builtin_shufflevector(a, a, 2, 3, 0, 1, 6, 7, 4, 5);
@@ -129,3 +153,14 @@ static inline int sparrow_cpu_has_avx512_vnni(void) {
 
 /// Spin-wait hint for busy-waiting threads.
 static inline void sparrow_cpu_relax(void) { _mm_pause(); }
+
+/// The four bytes at p repeated 16 times (one int32 lane each).
+static inline sparrow_u8x64 sparrow_broadcast4(const void *p) {
+    uint32_t v;
+    __builtin_memcpy(&v, p, 4);
+    return (sparrow_u8x64)((sparrow_u32x16){} + v);
+}
+/// The four signed bytes at p repeated 16 times.
+static inline sparrow_i8x64 sparrow_broadcast4_i8(const void *p) { return (sparrow_i8x64)sparrow_broadcast4(p); }
+/// The int32 at p in all 16 lanes.
+static inline sparrow_i32x16 sparrow_broadcast_i32(const void *p) { return (sparrow_i32x16)sparrow_broadcast4(p); }
