@@ -11,6 +11,9 @@ struct Q8Row {
     let quants: UnsafePointer<Int8>
     /// Per block: (d, f16(d * sum of the block's quants)), the latter for Q4_1's minimums.
     let scales: UnsafePointer<SIMD2<Float>>
+    /// Per block, for weights stored with an offset: offset * (sum of each 4 quants), the
+    /// integer every weight row's dot product subtracts (computed once per token, not per row).
+    let offsetSums: UnsafePointer<SIMD8<Int32>>
 }
 
 /// One token's activations as Q8_K super-blocks of 256.

@@ -63,20 +63,12 @@ enum QuantDot<D: Int8DotProduct> {
         var acc = SIMD8<Float>(), minimums: Float = 0
         for b in 0..<blocks {
             let block = w + F.blockBytes * b, xs = x.scales[b]
-            let dot = offsetDot(F.quants(block), offset: F.offset, x.quants + 32 * b)
+            var dot = D.dot(.zero, F.quants(block), UnsafeRawPointer(x.quants + 32 * b).simd(SIMD32<Int8>.self))
+            if F.offset != 0 { dot &-= x.offsetSums[b] }
             acc.addProduct(sparrow_i32x8_to_f32(dot), SIMD8(repeating: F.scale(block) * xs.x))
             if F.hasMinimum { minimums.addProduct(F.minimum(block), xs.y) }
         }
         return F.hasMinimum ? sparrow_reduce_add_f32x8(acc) + minimums : sparrow_reduce_add_f32x8(acc)
-    }
-
-    /// Lane i: sum over bytes 4i..4i+3 of (u - offset) * x, exact in int32 as ggml's signed
-    /// products are, so the float accumulation that follows rounds exactly as llama.cpp's does.
-    @inline(__always)
-    static func offsetDot(_ u: SIMD32<UInt8>, offset: UInt8, _ x: UnsafePointer<Int8>) -> SIMD8<Int32> {
-        let xs = UnsafeRawPointer(x).simd(SIMD32<Int8>.self)
-        let dot = D.dot(.zero, u, xs)
-        return offset == 0 ? dot : dot &- D.dot(.zero, SIMD32(repeating: offset), xs)
     }
 
     /// Q4_K as llama.cpp's gemv sums it for weights it repacks (on x86, Q4_K matrices with

@@ -10,7 +10,7 @@ public final class MatMul: @unchecked Sendable {
     /// Whether the AVX-512 VNNI kernels are used (else the portable ones). Tests force `false`.
     public internal(set) var usesVNNI: Bool = cpuHasVNNI
 
-    private let scratch = ScratchBuffer(), panelScratch = ScratchBuffer(), rowScratch = ScratchBuffer()
+    private let scratch = ScratchBuffer(), offsetScratch = ScratchBuffer(), panelScratch = ScratchBuffer(), rowScratch = ScratchBuffer()
 
     /// Rows whose encoded bytes stay in L1 while a chunk of tokens streams past them.
     private static let rowTile = 8
@@ -44,9 +44,15 @@ public final class MatMul: @unchecked Sendable {
         case .q8_0, .q4_0, .q4_1, .q5_0:
             let x = quantizeQ8(input, tokens: tokens, cols: cols)
             let blocks = cols / 32
-            func row(_ t: Int) -> Q8Row { Q8Row(quants: x.quants + t * cols, scales: x.scales + t * blocks) }
             func run<F: Q8BlockFormat>(_ format: F.Type) {
                 guard tokens >= Self.panelMinimumTokens else {
+                    let offsetSums = offsetScratch.bytes(tokens * blocks * 32).assumingMemoryBound(to: SIMD8<Int32>.self)
+                    if F.offset != 0 {
+                        for i in 0..<tokens * blocks {
+                            offsetSums[i] = D.dot(.zero, SIMD32(repeating: F.offset), UnsafeRawPointer(x.quants + 32 * i).simd(SIMD32<Int8>.self))
+                        }
+                    }
+                    func row(_ t: Int) -> Q8Row { Q8Row(quants: x.quants + t * cols, scales: x.scales + t * blocks, offsetSums: offsetSums + t * blocks) }
                     return tiled(w, 0..<tokens, output) { QuantDot<D>.q8Block($0, row($1), blocks: blocks, format) }
                 }
                 let layout = PanelLayout(cols: cols, tokens: tokens)

@@ -51,10 +51,10 @@ static inline sparrow_u8x64 sparrow_nibbles64(sparrow_u8x32 q) {
 /// Q5_0: 5-bit quants of 32 elements from 16 nibble bytes (as `sparrow_nibbles32`) and a
 /// 32-bit mask whose bit j is element j's fifth bit.
 static inline sparrow_u8x32 sparrow_q5_quants(sparrow_u8x16 q, uint32_t fifthBits) {
-    const sparrow_u32x32 lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
-                                 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31};
-    sparrow_u8x32 high = __builtin_convertvector((((sparrow_u32x32){} + fifthBits) >> lane & 1) << 4, sparrow_u8x32);
-    return sparrow_nibbles32(q) | high;
+    // Bit j of the mask as lane j (a mask-to-vector move where the ISA has one).
+    typedef _Bool bits32 __attribute__((ext_vector_type(32)));
+    sparrow_u8x32 high = __builtin_convertvector(__builtin_bit_cast(bits32, fifthBits), sparrow_u8x32);
+    return sparrow_nibbles32(q) | (high << 4);
 }
 /// Q6_K: 6-bit quants of 64 elements from 64 low-nibble bytes and 32 high-bit-pair bytes;
 /// `shift` is 0 (elements from the low nibbles, bit pairs 0 and 1) or 4 (high nibbles, pairs 2, 3).
