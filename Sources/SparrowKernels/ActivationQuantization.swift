@@ -23,6 +23,8 @@ struct Q8KRow {
     let scales: UnsafePointer<Float>
     /// Sum of the quants of each 16-element group.
     let groupSums: UnsafePointer<Int16>
+    /// For Q6_K's offset weights: -32 * (sum of each 4 quants), one int32 per 4 elements.
+    let offsetSums: UnsafePointer<Int32>
 }
 
 /// Quantises `count` floats (a multiple of 32) to Q8 blocks: q = round(x * 127 / max|x|), with

@@ -82,16 +82,15 @@ enum QuantDot<D: Int8DotProduct> {
             let scaleW = block.float16(at: 0) * x.scales[b], minW = block.float16(at: 2) * x.scales[b]
             let (scales, mins) = unpackQ4KScales(block + 4)
             let xq = UnsafeRawPointer(x.quants + 256 * b)
-            let groupSums = x.groupSums + 16 * b
-            var blockSum: Int32 = 0, blockMin: Int32 = 0
+            // Integer sums are exact, so each sums its lanes once per super-block.
+            var scaled = SIMD16<Int32>()
             for pair in 0..<4 {
                 let u = sparrow_nibbles64(block.simd(SIMD32<UInt8>.self, at: 16 + 32 * pair))
-                let dot = D.dot(.zero, u, xq.simd(SIMD64<Int8>.self, at: 64 * pair))
-                blockSum &+= sparrow_reduce_add_i32x16(dot &* sparrow_repeat8x2(Int32(scales[2 * pair]), Int32(scales[2 * pair + 1])))
-                for sub in 2 * pair...2 * pair + 1 {
-                    blockMin &+= Int32(mins[sub]) &* (Int32(groupSums[2 * sub]) &+ Int32(groupSums[2 * sub + 1]))
-                }
+                scaled &+= D.dot(.zero, u, xq.simd(SIMD64<Int8>.self, at: 64 * pair)) &* sparrow_repeat8x2(Int32(scales[2 * pair]), Int32(scales[2 * pair + 1]))
             }
+            let groupSums = sparrow_i16x16_to_i32(UnsafeRawPointer(x.groupSums + 16 * b).simd(SIMD16<Int16>.self))
+            let blockSum = sparrow_reduce_add_i32x16(scaled)
+            let blockMin = sparrow_reduce_add_i32x16(groupSums &* sparrow_repeat2_u8x8(mins))
             acc = acc.addingProduct(Float(blockSum), scaleW)
             accMin = accMin.addingProduct(Float(blockMin), minW)
         }
@@ -99,10 +98,11 @@ enum QuantDot<D: Int8DotProduct> {
     }
 
     /// Q6_K: per 64 elements one 512-bit dot gives 4 lanes per 16-element sub-block, weighted by
-    /// the int8 scales, the -32 offset removed per lane. Folding the 16 lanes to 8 gives ggml's
+    /// the int8 scales, the -32 offset removed per lane (each dot starts from the token's
+    /// -32 * (sum of each 4 quants), `Q8KRow.offsetSums`). Folding the 16 lanes to 8 gives ggml's
     /// AVX2 vec_dot partition (lane k: bytes 4k..4k+3 of every 32-element vector).
     @inline(__always)
-    static func q6KLanes(_ block: UnsafeRawPointer, _ xq: UnsafeRawPointer) -> SIMD8<Int32> {
+    static func q6KLanes(_ block: UnsafeRawPointer, _ xq: UnsafeRawPointer, _ offsets: UnsafeRawPointer) -> SIMD8<Int32> {
         let scales = (block + 192).assumingMemoryBound(to: Int8.self)
         var sum = SIMD16<Int32>()
         for half in 0..<2 {
@@ -110,7 +110,7 @@ enum QuantDot<D: Int8DotProduct> {
             let high = block.simd(SIMD32<UInt8>.self, at: 128 + 32 * half)
             for pair in 0..<2 {
                 let xs = xq.simd(SIMD64<Int8>.self, at: 128 * half + 64 * pair)
-                let dot = D.dot(.zero, sparrow_q6k_quants(low, high, Int32(4 * pair)), xs) &- D.dot(.zero, SIMD64(repeating: 32), xs)
+                let dot = D.dot(offsets.simd(SIMD16<Int32>.self, at: 128 * half + 64 * pair), sparrow_q6k_quants(low, high, Int32(4 * pair)), xs)
                 sum &+= dot &* sparrow_repeat4x4(scales + 8 * half + 4 * pair)
             }
         }
@@ -124,7 +124,7 @@ enum QuantDot<D: Int8DotProduct> {
         var acc = SIMD8<Float>()
         for b in 0..<blocks {
             let block = w + 210 * b
-            let lanes = q6KLanes(block, UnsafeRawPointer(x.quants + 256 * b))
+            let lanes = q6KLanes(block, UnsafeRawPointer(x.quants + 256 * b), UnsafeRawPointer(x.offsetSums + 64 * b))
             acc.addProduct(sparrow_i32x8_to_f32(lanes), SIMD8(repeating: x.scales[b] * block.float16(at: 208)))
         }
         return sparrow_reduce_add_f32x8(acc)

@@ -74,7 +74,8 @@ public final class MatMul: @unchecked Sendable {
             let x = quantizeQ8K(input, tokens: tokens, cols: cols)
             let blocks = cols / 256
             func row(_ t: Int) -> Q8KRow {
-                Q8KRow(quants: x.quants + t * cols, scales: x.scales + t * blocks, groupSums: x.groupSums + t * cols / 16)
+                Q8KRow(quants: x.quants + t * cols, scales: x.scales + t * blocks, groupSums: x.groupSums + t * cols / 16,
+                       offsetSums: offsetSums + t * cols / 4)
             }
             // llama.cpp's summation schedule depends on the batch size (see QuantDot); it is
             // followed so that logits stay bit-identical to the reference. Q4_K: tokens in full
@@ -82,6 +83,13 @@ public final class MatMul: @unchecked Sendable {
             // of up to three) through its gemv. Q6_K: its tiled matmul (panels) from 8 tokens.
             let isQ4K = w.type == .q4_K
             let panelTokens = isQ4K ? (tokens > 3 ? tokens - tokens % 4 : 0) : (tokens >= 8 ? tokens : 0)
+            let offsetSums = offsetScratch.bytes(tokens * cols).assumingMemoryBound(to: Int32.self)
+            if !isQ4K && panelTokens < tokens {
+                for i in 0..<tokens * cols / 64 {
+                    let sums = D.dot(.zero, SIMD64(repeating: 32), UnsafeRawPointer(x.quants + 64 * i).simd(SIMD64<Int8>.self))
+                    UnsafeMutableRawPointer(offsetSums + 16 * i).storeBytes(of: sums &* -1, as: SIMD16<Int32>.self)
+                }
+            }
             if panelTokens > 0 {
                 let layout = PanelLayout(cols: cols, tokens: panelTokens)
                 let memory = panelScratch.bytes(layout.byteCount)

@@ -75,6 +75,11 @@ static inline sparrow_i32x16 sparrow_repeat8x2(int32_t a, int32_t b) {
     sparrow_i32x16 w = (sparrow_i32x16){} + b;
     return __builtin_shufflevector(v, w, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
 }
+/// [v[0], v[0], v[1], v[1], ..., v[7], v[7]], widened from uint8.
+static inline sparrow_i32x16 sparrow_repeat2_u8x8(sparrow_u8x8 v) {
+    sparrow_i32x16 w = __builtin_convertvector(__builtin_shufflevector(v, v, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7), sparrow_i32x16);
+    return w;
+}
 /// [p[0] x4, p[1] x4, p[2] x4, p[3] x4], widened from int8.
 static inline sparrow_i32x16 sparrow_repeat4x4(const int8_t *p) {
     sparrow_i32x16 v = {p[0], p[1], p[2], p[3]};
