@@ -59,7 +59,7 @@ import Testing
     static let run = Result { () throws -> (LanguageModel, BenchmarkReport) in
         let model = try catalogModel("smollm2-135m")
         let bench = Benchmark(model: model, contextSize: promptTokens + generatedTokens, pool: ThreadPool(threadCount: 2))
-        // 64 MiB still far exceeds the 32 MiB L3.
+        // A small bandwidth buffer keeps the test quick; it checks the roofline's consistency, not its value.
         let report = try bench.run([BenchmarkTest(.promptProcessing, tokens: promptTokens),
                                     BenchmarkTest(.textGeneration, tokens: generatedTokens)],
                                    repetitions: repetitions, bandwidthBufferBytes: 64 << 20)
