@@ -204,15 +204,15 @@ CHAT_CONVERSATIONS = [
 class LlamaServer:
     """One model loaded in xllamacpp's embedded llama-server, spoken to over loopback HTTP."""
 
-    def __init__(self, model_path: Path):
+    def __init__(self, model_path: Path, n_ctx: int = N_CTX, n_threads: int = N_THREADS):
         params = xllamacpp.CommonParams()
         params.model.path = str(model_path)
-        params.n_ctx = N_CTX
+        params.n_ctx = n_ctx
         params.n_batch = N_BATCH
         params.n_ubatch = N_UBATCH
         params.n_parallel = 1
-        params.cpuparams.n_threads = N_THREADS
-        params.cpuparams_batch.n_threads = N_THREADS
+        params.cpuparams.n_threads = n_threads
+        params.cpuparams_batch.n_threads = n_threads
         params.sampling.seed = SEED
         # llama.cpp's most exact configuration: attention in f32 over an f32 cache. Its default
         # (flash attention, f16 cache) rounds Q, K, V and the running attention sum to f16, noise

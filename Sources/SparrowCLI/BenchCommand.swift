@@ -1,0 +1,58 @@
+import ArgumentParser
+import Foundation
+import SparrowEngine
+import SparrowKernels
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure prompt processing and generation speed, as llama-bench does.",
+        discussion: """
+            pp<N> evaluates N prompt tokens in one batched pass; tg<N> generates N tokens one \
+            decode step at a time. Both start from an empty cache in a context of -p + -n tokens, \
+            evaluate random token ids (timings exclude tokenisation and sampling) and run once \
+            for warm-up before the timed repetitions. Prints t/s (mean ± standard deviation, and \
+            the median), the decode roofline (weight bytes per token over the memory bandwidth, \
+            measured here) and peak memory.
+            """
+    )
+
+    @OptionGroup var modelOptions: ModelOptions
+
+    // Unconditional parsing lets "-p -1" reach validate() and its message.
+    @Option(name: [.customShort("p"), .customLong("n-prompt")], parsing: .unconditional, help: "Prompt tokens of the pp test (0: skip it).")
+    var promptTokens = 512
+
+    @Option(name: [.customShort("n"), .customLong("n-gen")], parsing: .unconditional, help: "Generated tokens of the tg test (0: skip it).")
+    var generatedTokens = 128
+
+    @Option(name: [.customShort("r"), .customLong("repetitions")], parsing: .unconditional, help: "Timed runs of each test.")
+    var repetitions = 5
+
+    @Flag(help: "Print llama-bench's JSON records instead of the markdown table.")
+    var json = false
+
+    func validate() throws {
+        if promptTokens < 0 { throw ValidationError("--n-prompt must be 0 or more") }
+        if generatedTokens < 0 { throw ValidationError("--n-gen must be 0 or more") }
+        if promptTokens == 0 && generatedTokens == 0 { throw ValidationError("nothing to measure: --n-prompt and --n-gen are both 0") }
+        if repetitions < 1 { throw ValidationError("--repetitions must be at least 1") }
+        if modelOptions.contextSize != nil {
+            throw ValidationError("bench sizes the context itself (--n-prompt + --n-gen, as llama-bench); drop --ctx-size")
+        }
+    }
+
+    func run() throws {
+        let model = try modelOptions.load()
+        let contextSize = promptTokens + generatedTokens
+        guard contextSize <= model.config.trainedContextLength else {
+            throw CLIError("--n-prompt + --n-gen = \(contextSize) exceeds the model's context length \(model.config.trainedContextLength)")
+        }
+        let pool = ThreadPool(threadCount: modelOptions.threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        var tests: [BenchmarkTest] = []
+        if promptTokens > 0 { tests.append(BenchmarkTest(.promptProcessing, tokens: promptTokens)) }
+        if generatedTokens > 0 { tests.append(BenchmarkTest(.textGeneration, tokens: generatedTokens)) }
+        let report = try Benchmark(model: model, contextSize: contextSize, pool: pool).run(tests, repetitions: repetitions)
+        print(json ? try report.jsonString() : report.markdown())
+    }
+}
