@@ -15,6 +15,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "sparrow", targets: ["SparrowCLI"]),
+        .executable(name: "sparrow-kernel-bench", targets: ["SparrowKernelBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -45,6 +46,12 @@ let package = Package(
                 "SparrowEngine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
+            swiftSettings: fast
+        ),
+        // Micro-benchmark of the kernels on real weights (dev tool).
+        .executableTarget(
+            name: "SparrowKernelBench",
+            dependencies: ["SparrowKernels", "SparrowGGUF", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: fast
         ),
         .testTarget(name: "SparrowKernelsTests", dependencies: ["SparrowKernels"], swiftSettings: fast),

@@ -1,0 +1,72 @@
+import ArgumentParser
+import Foundation
+import SparrowGGUF
+import SparrowKernels
+
+/// Micro-benchmark of the matmul kernels on a real model's weights: every distinct (type,
+/// shape) of its 2-D tensors, as one decode step (1 token, memory-bound: weight GB/s) and as a
+/// prefill batch (compute-bound: int8 GOP/s). Medians over repetitions.
+@main
+struct KernelBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sparrow-kernel-bench",
+        abstract: "Time the matmul kernels on the weight matrices of a GGUF file."
+    )
+
+    @Option(name: [.customShort("m"), .long], help: "Path of a GGUF file.")
+    var model: String
+
+    @Option(name: [.customShort("p"), .long], help: "Tokens in the prefill batch.")
+    var batch = 512
+
+    @Option(name: [.customShort("r"), .long], help: "Repetitions (the median is reported).")
+    var repetitions = 5
+
+    @Option(name: [.customShort("t"), .long], help: "Worker threads (default: all cores).")
+    var threads: Int?
+
+    func validate() throws {
+        if batch < 2 { throw ValidationError("--batch must be at least 2") }
+        if repetitions < 1 { throw ValidationError("--repetitions must be at least 1") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+    }
+
+    func run() throws {
+        let file = try GGUFFile(path: model)
+        let pool = ThreadPool(threadCount: threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        let matmul = MatMul(pool: pool)
+        var seen = Set<String>()
+        print("| tensor | type | rows x cols | decode µs | decode GB/s | prefill ms (\(batch) tokens) | prefill GOP/s |")
+        print("|---|---|---|---:|---:|---:|---:|")
+        for tensor in file.tensors where tensor.shape.count == 2 && tensor.type.isComputable {
+            let cols = tensor.shape[0], rows = tensor.shape[1]
+            guard seen.insert("\(tensor.type.name) \(rows)x\(cols)").inserted else { continue }
+            let w = try WeightMatrix(type: tensor.type, rows: rows, cols: cols, data: tensor.data)
+            // Rows are capped so the output-sized matrices do not dominate the run time.
+            let decode = median { time(matmul, w, tokens: 1) }
+            let prefillRows = min(rows, 4096)
+            let slice = try WeightMatrix(type: tensor.type, rows: prefillRows, cols: cols, data: tensor.data)
+            let prefill = median { time(matmul, slice, tokens: batch) }
+            let gigabytes = Double(w.rowBytes * rows) / 1e9
+            let operations = 2 * Double(prefillRows * cols * batch) / 1e9
+            let name = tensor.name.split(separator: ".").dropFirst(tensor.name.hasPrefix("blk.") ? 2 : 0).joined(separator: ".")
+            print("| \(name) | \(tensor.type.name) | \(prefillRows == rows ? "" : "\(prefillRows)/")\(rows) x \(cols) | "
+                + String(format: "%.1f | %.1f | %.2f | %.1f |", decode * 1e6, gigabytes / decode, prefill * 1e3, operations / prefill))
+        }
+    }
+
+    private func median(_ sample: () -> Double) -> Double {
+        _ = sample()  // warm-up: page in the weights, grow the scratch buffers
+        let samples = (0..<repetitions).map { _ in sample() }.sorted()
+        return samples[samples.count / 2]
+    }
+
+    /// Seconds for one multiply of `tokens` tokens of activations (smooth values in -1...1).
+    private func time(_ matmul: MatMul, _ w: WeightMatrix, tokens: Int) -> Double {
+        let input = (0..<tokens * w.cols).map { Float(($0 * 7919) % 2003) / 1001.5 - 1 }
+        var output = [Float](repeating: 0, count: tokens * w.rows)
+        let start = DispatchTime.now().uptimeNanoseconds
+        input.withUnsafeBufferPointer { x in output.withUnsafeMutableBufferPointer { matmul(w, x.baseAddress!, tokens: tokens, into: $0.baseAddress!) } }
+        return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+    }
+}
