@@ -135,26 +135,32 @@ public final class MatMul: @unchecked Sendable {
         }
     }
 
-    /// Fills output[t*rows + r] for t < tokens from token panels: rows split across the pool;
-    /// each row is unpacked once per chunk of panels that fits in L2, then meets each panel.
+    /// Fills output[t*rows + r] for t < tokens from token panels: rows split across the pool
+    /// in pairs (an odd last row is paired with itself); each pair is unpacked once per chunk
+    /// of panels that fits in L2, then meets each panel.
     @inline(__always)
     private func panelTiled(_ w: WeightMatrix, _ layout: PanelLayout, tokens: Int, unpackedBytes: Int, _ output: UnsafeMutablePointer<Float>,
                             unpack: (UnsafeRawPointer, UnsafeMutableRawPointer) -> Void,
-                            kernel: (UnsafeRawPointer, UnsafeRawPointer, Int) -> SIMD16<Float>) {
+                            kernel: ((UnsafeRawPointer, UnsafeRawPointer), (UnsafeRawPointer, UnsafeRawPointer), Int) -> (SIMD16<Float>, SIMD16<Float>)) {
         let rows = w.rows
         let chunk = max(1, Self.panelChunkBytes / layout.panelBytes)
-        let unpackedRows = rowScratch.bytes(pool.threadCount * unpackedBytes)
+        let unpackedRows = rowScratch.bytes(pool.threadCount * 2 * unpackedBytes)
         pool.run { worker, workers in
-            let range = ThreadPool.chunk(worker, of: workers, count: rows)
-            let unpacked = unpackedRows + worker * unpackedBytes
+            let pairs = ThreadPool.chunk(worker, of: workers, count: (rows + 1) / 2)
+            let first = unpackedRows + worker * 2 * unpackedBytes, second = first + unpackedBytes
             for p0 in stride(from: 0, to: layout.panelCount, by: chunk) {
-                for r in range {
-                    let weights = w.row(r)
-                    unpack(weights, unpacked)
+                for pair in pairs {
+                    let r0 = 2 * pair, r1 = min(r0 + 1, rows - 1)
+                    let weights = (w.row(r0), w.row(r1))
+                    unpack(weights.0, first)
+                    unpack(weights.1, second)
                     for p in p0..<min(layout.panelCount, p0 + chunk) {
-                        let sums = kernel(weights, unpacked, p)
-                        let first = p * Q8Panel.width
-                        for i in 0..<min(Q8Panel.width, tokens - first) { output[(first + i) * rows + r] = sums[i] }
+                        let sums = kernel(weights, (UnsafeRawPointer(first), UnsafeRawPointer(second)), p)
+                        let t0 = p * Q8Panel.width
+                        for i in 0..<min(Q8Panel.width, tokens - t0) {
+                            output[(t0 + i) * rows + r0] = sums.0[i]
+                            output[(t0 + i) * rows + r1] = sums.1[i]
+                        }
                     }
                 }
             }

@@ -1,73 +1,86 @@
 import CSparrowSIMD
 
-/// One weight row against one token panel (see TokenPanel.swift): 16 outputs, each rounded
-/// exactly as the `QuantDot` kernel llama.cpp's batch path matches rounds it. `unpacked` holds
-/// the row's quants as unsigned bytes in element order (from `PanelRow`), read four at a time
-/// and broadcast to all 16 token lanes.
+/// Two weight rows at a time against one token panel (see TokenPanel.swift): 16 outputs per
+/// row, each rounded exactly as the `QuantDot` kernel llama.cpp's batch path matches rounds it.
+/// Each 64-byte activation load serves both rows. `unpacked` holds each row's quants as bytes
+/// in element order (from `PanelRow`), read four at a time and broadcast to all 16 token lanes.
 enum PanelDot<D: Int8DotProduct> {
+    typealias Pair<T> = (T, T)
+
     @inline(__always)
-    static func lanes(_ start: SIMD16<Int32>, _ unpacked: UnsafeRawPointer, _ quants: UnsafePointer<Int8>, group g: Int) -> SIMD16<Int32> {
-        D.dot(start, sparrow_broadcast4(unpacked + 4 * g), UnsafeRawPointer(quants).simd(SIMD64<Int8>.self, at: 64 * g))
+    static func lanes(_ start: SIMD16<Int32>, _ unpacked: UnsafeRawPointer, _ quants: SIMD64<Int8>, group g: Int) -> SIMD16<Int32> {
+        D.dot(start, sparrow_broadcast4(unpacked + 4 * g), quants)
     }
 
     /// `QuantDot.q8Block` for 16 tokens: lane k of each block is 4-element group k. Here the
     /// weights are the signed operand (value - offset, broadcast) and the activations the
     /// unsigned one (quant + 128); each lane starts from -128 * (sum of its 4 weights).
     @inline(__always)
-    static func q8Block<F: Q8BlockFormat>(_ row: UnsafeRawPointer, _ unpacked: UnsafeRawPointer, _ x: Q8Panel, blocks: Int, _: F.Type) -> SIMD16<Float> {
-        // Eight named accumulators (one per lane of ggml's 8-lane sum) stay in registers.
+    static func q8Block<F: Q8BlockFormat>(_ rows: Pair<UnsafeRawPointer>, _ unpacked: Pair<UnsafeRawPointer>, _ x: Q8Panel, blocks: Int, _: F.Type) -> Pair<SIMD16<Float>> {
+        // Eight named accumulators per row (one per lane of ggml's 8-lane sum) stay in registers.
         var a0 = SIMD16<Float>(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0
-        var minimums = SIMD16<Float>()
-        let weights = unpacked, corrections = unpacked + 4 * blocks * 8
+        var b0 = a0, b1 = a0, b2 = a0, b3 = a0, b4 = a0, b5 = a0, b6 = a0, b7 = a0
+        var minimums = (a0, a0)
+        let corrections = (unpacked.0 + 4 * blocks * 8, unpacked.1 + 4 * blocks * 8)
         let xq = UnsafeRawPointer(x.quants)
         for b in 0..<blocks {
-            let block = row + F.blockBytes * b
-            let scale = UnsafeRawPointer(x.scales).simd(SIMD16<Float>.self, at: 64 * b) * SIMD16(repeating: F.scale(block))
-            @inline(__always) func add(_ acc: inout SIMD16<Float>, _ k: Int) {
+            let blocks = (rows.0 + F.blockBytes * b, rows.1 + F.blockBytes * b)
+            let dx = UnsafeRawPointer(x.scales).simd(SIMD16<Float>.self, at: 64 * b)
+            let scales = (dx * SIMD16(repeating: F.scale(blocks.0)), dx * SIMD16(repeating: F.scale(blocks.1)))
+            @inline(__always) func add(_ first: inout SIMD16<Float>, _ second: inout SIMD16<Float>, _ k: Int) {
                 let g = 8 * b + k
-                let start = sparrow_broadcast_i32(corrections + 4 * g)
-                let lane = D.dot(start, xq.simd(SIMD64<UInt8>.self, at: 64 * g), sparrow_broadcast4_i8(weights + 4 * g))
-                acc.addProduct(sparrow_i32x16_to_f32(lane), scale)
+                let xv = xq.simd(SIMD64<UInt8>.self, at: 64 * g)
+                let lane0 = D.dot(sparrow_broadcast_i32(corrections.0 + 4 * g), xv, sparrow_broadcast4_i8(unpacked.0 + 4 * g))
+                let lane1 = D.dot(sparrow_broadcast_i32(corrections.1 + 4 * g), xv, sparrow_broadcast4_i8(unpacked.1 + 4 * g))
+                first.addProduct(sparrow_i32x16_to_f32(lane0), scales.0)
+                second.addProduct(sparrow_i32x16_to_f32(lane1), scales.1)
             }
-            add(&a0, 0); add(&a1, 1); add(&a2, 2); add(&a3, 3); add(&a4, 4); add(&a5, 5); add(&a6, 6); add(&a7, 7)
+            add(&a0, &b0, 0); add(&a1, &b1, 1); add(&a2, &b2, 2); add(&a3, &b3, 3)
+            add(&a4, &b4, 4); add(&a5, &b5, 5); add(&a6, &b6, 6); add(&a7, &b7, 7)
             if F.hasMinimum {
-                minimums.addProduct(SIMD16(repeating: F.minimum(block)), UnsafeRawPointer(x.sums).simd(SIMD16<Float>.self, at: 64 * b))
+                let s = UnsafeRawPointer(x.sums).simd(SIMD16<Float>.self, at: 64 * b)
+                minimums.0.addProduct(SIMD16(repeating: F.minimum(blocks.0)), s)
+                minimums.1.addProduct(SIMD16(repeating: F.minimum(blocks.1)), s)
             }
         }
         // hsum_float_8's order, lane-wise over the tokens.
-        let sum = ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7))
-        return F.hasMinimum ? sum + minimums : sum
+        let sums = (((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7)), ((b0 + b4) + (b2 + b6)) + ((b1 + b5) + (b3 + b7)))
+        return F.hasMinimum ? (sums.0 + minimums.0, sums.1 + minimums.1) : sums
     }
 
-    /// `QuantDot.q4_K(pairwise: true)` for 16 tokens.
+    /// `QuantDot.q4_K`'s order as llama.cpp's repacked gemm feeds it (per 64-element pair), for 16 tokens.
     @inline(__always)
-    static func q4_K(_ row: UnsafeRawPointer, _ unpacked: UnsafeRawPointer, _ x: Q8KPanel, blocks: Int) -> SIMD16<Float> {
-        var acc = SIMD16<Float>(), accMin = SIMD16<Float>()
+    static func q4_K(_ rows: Pair<UnsafeRawPointer>, _ unpacked: Pair<UnsafeRawPointer>, _ x: Q8KPanel, blocks: Int) -> Pair<SIMD16<Float>> {
+        var acc = (SIMD16<Float>(), SIMD16<Float>()), accMin = acc
+        let xq = UnsafeRawPointer(x.quants)
         for b in 0..<blocks {
-            let block = row + 144 * b
+            // One accumulator per row and 32-element sub-block, filled one pair of sub-blocks
+            // at a time in interleaved order so the dependency chains overlap.
             let dA = UnsafeRawPointer(x.scales).simd(SIMD16<Float>.self, at: 64 * b)
-            let scaleW = SIMD16(repeating: block.float16(at: 0)) * dA, minW = SIMD16(repeating: block.float16(at: 2)) * dA
-            let (scales, mins) = unpackQ4KScales(block + 4)
-            // One accumulator per 32-element sub-block, filled in interleaved order so the
-            // eight dependency chains overlap.
-            var s0 = SIMD16<Int32>(), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0
-            for j in 0..<8 {
-                let g = 64 * b + j
-                s0 = lanes(s0, unpacked, x.quants, group: g); s1 = lanes(s1, unpacked, x.quants, group: g + 8)
-                s2 = lanes(s2, unpacked, x.quants, group: g + 16); s3 = lanes(s3, unpacked, x.quants, group: g + 24)
-                s4 = lanes(s4, unpacked, x.quants, group: g + 32); s5 = lanes(s5, unpacked, x.quants, group: g + 40)
-                s6 = lanes(s6, unpacked, x.quants, group: g + 48); s7 = lanes(s7, unpacked, x.quants, group: g + 56)
-            }
-            @inline(__always) func addPair(_ a: Int, _ low: SIMD16<Int32>, _ high: SIMD16<Int32>) {
-                let total = low &* SIMD16(repeating: Int32(scales[a])) &+ high &* SIMD16(repeating: Int32(scales[a + 1]))
+            @inline(__always) func row(_ r: UnsafeRawPointer, _ u: UnsafeRawPointer, _ acc: inout SIMD16<Float>, _ accMin: inout SIMD16<Float>,
+                                       _ sub: Pair<SIMD16<Int32>>, pair: Int) {
+                let block = r + 144 * b
+                let (scales, mins) = unpackQ4KScales(block + 4)
+                let a = 2 * pair
+                let total = sub.0 &* SIMD16(repeating: Int32(scales[a])) &+ sub.1 &* SIMD16(repeating: Int32(scales[a + 1]))
                 let minTotal = subBlockSum(x, 8 * b + a) &* SIMD16(repeating: Int32(mins[a]))
                     &+ subBlockSum(x, 8 * b + a + 1) &* SIMD16(repeating: Int32(mins[a + 1]))
-                acc.addProduct(sparrow_i32x16_to_f32(total), scaleW)
-                accMin.addProduct(sparrow_i32x16_to_f32(minTotal), minW)
+                acc.addProduct(sparrow_i32x16_to_f32(total), SIMD16(repeating: block.float16(at: 0)) * dA)
+                accMin.addProduct(sparrow_i32x16_to_f32(minTotal), SIMD16(repeating: block.float16(at: 2)) * dA)
             }
-            addPair(0, s0, s1); addPair(2, s2, s3); addPair(4, s4, s5); addPair(6, s6, s7)
+            for pair in 0..<4 {
+                var s0 = SIMD16<Int32>(), s1 = s0, t0 = s0, t1 = s0
+                for j in 0..<8 {
+                    let g = 64 * b + 16 * pair + j
+                    let low = xq.simd(SIMD64<Int8>.self, at: 64 * g), high = xq.simd(SIMD64<Int8>.self, at: 64 * (g + 8))
+                    s0 = lanes(s0, unpacked.0, low, group: g); s1 = lanes(s1, unpacked.0, high, group: g + 8)
+                    t0 = lanes(t0, unpacked.1, low, group: g); t1 = lanes(t1, unpacked.1, high, group: g + 8)
+                }
+                row(rows.0, unpacked.0, &acc.0, &accMin.0, (s0, s1), pair: pair)
+                row(rows.1, unpacked.1, &acc.1, &accMin.1, (t0, t1), pair: pair)
+            }
         }
-        return acc - accMin
+        return (acc.0 - accMin.0, acc.1 - accMin.1)
     }
 
     /// Per token, the sum of the quants of 32-element sub-block `s`.
@@ -77,23 +90,30 @@ enum PanelDot<D: Int8DotProduct> {
         return sums.simd(SIMD16<Int32>.self, at: 128 * s) &+ sums.simd(SIMD16<Int32>.self, at: 128 * s + 64)
     }
 
-    /// `QuantDot.q6KTiled` for 16 tokens; the -32 offset is removed per 16-element group
-    /// through the activations' group sums.
+    /// `QuantDot.q6_K`'s tiled order (llama.cpp's tiled matmul) for 16 tokens; the -32 offset
+    /// is removed per 16-element group through the activations' group sums.
     @inline(__always)
-    static func q6_K(_ row: UnsafeRawPointer, _ unpacked: UnsafeRawPointer, _ x: Q8KPanel, blocks: Int) -> SIMD16<Float> {
-        var acc = SIMD16<Float>()
-        let sums = UnsafeRawPointer(x.groupSums)
+    static func q6_K(_ rows: Pair<UnsafeRawPointer>, _ unpacked: Pair<UnsafeRawPointer>, _ x: Q8KPanel, blocks: Int) -> Pair<SIMD16<Float>> {
+        var acc = (SIMD16<Float>(), SIMD16<Float>())
+        let sums = UnsafeRawPointer(x.groupSums), xq = UnsafeRawPointer(x.quants)
         for b in 0..<blocks {
-            let block = row + 210 * b
-            let scales = (block + 192).assumingMemoryBound(to: Int8.self)
-            var total = SIMD16<Int32>()
+            let blocks = (rows.0 + 210 * b, rows.1 + 210 * b)
+            let scales = ((blocks.0 + 192).assumingMemoryBound(to: Int8.self), (blocks.1 + 192).assumingMemoryBound(to: Int8.self))
+            var totals = (SIMD16<Int32>(), SIMD16<Int32>())
             for g in 0..<16 {
-                var dot = SIMD16<Int32>() &- (sums.simd(SIMD16<Int32>.self, at: 64 * (16 * b + g)) &<< 5)
-                for j in 0..<4 { dot = lanes(dot, unpacked, x.quants, group: 64 * b + 4 * g + j) }
-                total &+= dot &* SIMD16(repeating: Int32(scales[g]))
+                let offset = SIMD16<Int32>() &- (sums.simd(SIMD16<Int32>.self, at: 64 * (16 * b + g)) &<< 5)
+                var dots = (offset, offset)
+                for j in 0..<4 {
+                    let group = 64 * b + 4 * g + j
+                    let xv = xq.simd(SIMD64<Int8>.self, at: 64 * group)
+                    dots = (lanes(dots.0, unpacked.0, xv, group: group), lanes(dots.1, unpacked.1, xv, group: group))
+                }
+                totals.0 &+= dots.0 &* SIMD16(repeating: Int32(scales.0[g]))
+                totals.1 &+= dots.1 &* SIMD16(repeating: Int32(scales.1[g]))
             }
             let dA = UnsafeRawPointer(x.scales).simd(SIMD16<Float>.self, at: 64 * b)
-            acc.addProduct(SIMD16(repeating: block.float16(at: 208)) * sparrow_i32x16_to_f32(total), dA)
+            acc.0.addProduct(SIMD16(repeating: blocks.0.float16(at: 208)) * sparrow_i32x16_to_f32(totals.0), dA)
+            acc.1.addProduct(SIMD16(repeating: blocks.1.float16(at: 208)) * sparrow_i32x16_to_f32(totals.1), dA)
         }
         return acc
     }
