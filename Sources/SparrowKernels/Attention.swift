@@ -123,19 +123,25 @@ func reduceFourAccumulators(_ a0: SIMD8<Float>, _ a1: SIMD8<Float>, _ a2: SIMD8<
 /// with its vectorised exponential, each group of 8 summed in f32, the groups in f64.
 @inline(__always)
 func softmaxInLaneGroups(_ x: UnsafeMutablePointer<Float>, count: Int) {
-    var maxValue = -Float.infinity
-    for i in 0..<count where x[i] > maxValue { maxValue = x[i] }
+    let raw = UnsafeMutableRawPointer(x)
+    var high = SIMD8<Float>(repeating: -.infinity)
+    for i in stride(from: 0, to: count, by: 8) { high = sparrow_max_f32x8(high, raw.load(fromByteOffset: 4 * i, as: SIMD8<Float>.self)) }
+    let maxValue = SIMD16<Float>(repeating: sparrow_reduce_max_f32x16(SIMD16(lowHalf: high, highHalf: high)))
     var sum: Double = 0
     var i = 0
     while i < count {
-        var v = SIMD16<Float>(repeating: -.infinity)
-        let n = min(16, count - i)
-        for k in 0..<n { v[k] = x[i + k] }
-        let e = vectorExp(v - SIMD16(repeating: maxValue))
-        for k in 0..<n { x[i + k] = e[k] }
+        // Two lane groups per call of the 16-lane exponential (the second may be padding).
+        let second = i + 16 <= count
+        let v = SIMD16(lowHalf: raw.load(fromByteOffset: 4 * i, as: SIMD8<Float>.self),
+                       highHalf: second ? raw.load(fromByteOffset: 4 * i + 32, as: SIMD8<Float>.self) : SIMD8(repeating: -.infinity))
+        let e = vectorExp(v - maxValue)
+        raw.storeBytes(of: e.lowHalf, toByteOffset: 4 * i, as: SIMD8<Float>.self)
         sum += Double(sparrow_reduce_add_f32x8(e.lowHalf))
-        if n > 8 { sum += Double(sparrow_reduce_add_f32x8(e.highHalf)) }
-        i += n
+        if second {
+            raw.storeBytes(of: e.highHalf, toByteOffset: 4 * i + 32, as: SIMD8<Float>.self)
+            sum += Double(sparrow_reduce_add_f32x8(e.highHalf))
+        }
+        i += second ? 16 : 8
     }
     scale(x, by: Float(1 / sum), count: count)
 }

@@ -121,6 +121,7 @@ static inline float sparrow_reduce_min_f32x16(sparrow_f32x16 v) {
     a = __builtin_elementwise_min(a, __builtin_shufflevector(a, a, 1, 0, 3, 2, 5, 4, 7, 6));
     return a[0];
 }
+static inline sparrow_f32x8 sparrow_max_f32x8(sparrow_f32x8 a, sparrow_f32x8 b) { return __builtin_elementwise_max(a, b); }
 static inline sparrow_f32x16 sparrow_max_f32x16(sparrow_f32x16 a, sparrow_f32x16 b) { return __builtin_elementwise_max(a, b); }
 static inline sparrow_f32x16 sparrow_min_f32x16(sparrow_f32x16 a, sparrow_f32x16 b) { return __builtin_elementwise_min(a, b); }
 /// max |v[i]| over both vectors.
