@@ -104,7 +104,7 @@ static inline sparrow_i32x16 sparrow_round_to_i32(sparrow_f32x16 v) {
 static inline sparrow_i32x16 sparrow_min_i32x16(sparrow_i32x16 a, sparrow_i32x16 b) { return __builtin_elementwise_min(a, b); }
 static inline int32_t sparrow_reduce_add_i32x16(sparrow_i32x16 v) { return __builtin_reduce_add(v); }
 // Float max/min reductions as shuffle trees (__builtin_reduce_max on floats becomes a
-// sequential scalar chain); max and min are exact, so the order does not matter.
+// sequential scalar chain); max, min and negation are exact, so the order does not matter.
 static inline float sparrow_reduce_max_f32x16(sparrow_f32x16 v) {
     sparrow_f32x8 a = __builtin_elementwise_max(__builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7),
                                                 __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15));
@@ -113,14 +113,7 @@ static inline float sparrow_reduce_max_f32x16(sparrow_f32x16 v) {
     a = __builtin_elementwise_max(a, __builtin_shufflevector(a, a, 1, 0, 3, 2, 5, 4, 7, 6));
     return a[0];
 }
-static inline float sparrow_reduce_min_f32x16(sparrow_f32x16 v) {
-    sparrow_f32x8 a = __builtin_elementwise_min(__builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7),
-                                                __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15));
-    a = __builtin_elementwise_min(a, __builtin_shufflevector(a, a, 4, 5, 6, 7, 0, 1, 2, 3));
-    a = __builtin_elementwise_min(a, __builtin_shufflevector(a, a, 2, 3, 0, 1, 6, 7, 4, 5));
-    a = __builtin_elementwise_min(a, __builtin_shufflevector(a, a, 1, 0, 3, 2, 5, 4, 7, 6));
-    return a[0];
-}
+static inline float sparrow_reduce_min_f32x16(sparrow_f32x16 v) { return -sparrow_reduce_max_f32x16(-v); }
 static inline sparrow_f32x8 sparrow_max_f32x8(sparrow_f32x8 a, sparrow_f32x8 b) { return __builtin_elementwise_max(a, b); }
 static inline sparrow_f32x16 sparrow_max_f32x16(sparrow_f32x16 a, sparrow_f32x16 b) { return __builtin_elementwise_max(a, b); }
 static inline sparrow_f32x16 sparrow_min_f32x16(sparrow_f32x16 a, sparrow_f32x16 b) { return __builtin_elementwise_min(a, b); }
