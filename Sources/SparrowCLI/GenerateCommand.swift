@@ -9,6 +9,7 @@ struct GenerateCommand: ParsableCommand {
     )
 
     @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var gemFilterOptions: GemFilterOptions
 
     @Option(name: [.customShort("p"), .long], help: "The prompt text.")
     var prompt: String?
@@ -93,6 +94,7 @@ struct GenerateCommand: ParsableCommand {
         options.sampling.repeatPenalty = repeatPenalty
         options.sampling.repeatLastN = repeatLastN
         if let seed { options.sampling.seed = seed }
+        options.promptFilter = try gemFilterOptions.filter(for: model)
 
         let generator = Generator(tokenizer: model.tokenizer, session: session)
         let stdout = FileHandle.standardOutput
@@ -107,7 +109,7 @@ struct GenerateCommand: ParsableCommand {
             let t = result.timings
             FileHandle.standardError.write(Data("""
                 ==========
-                Prompt: \(t.promptTokens) tokens, \(format(t.promptTokensPerSecond)) tokens-per-sec
+                Prompt: \(t.promptTokens) tokens, \(format(t.promptTokensPerSecond)) tokens-per-sec\(t.keptTokens.map { " (prefilled \($0) kept tokens after a \(format(t.filterSeconds * 1000)) ms filter)" } ?? "")
                 Generation: \(t.generatedTokens) tokens, \(format(t.generationTokensPerSecond)) tokens-per-sec
                 Peak memory: \(format(Double(peak) / 1e9)) GB
 

@@ -29,6 +29,9 @@ public struct GenerationReport: Encodable {
         let predictedN: Int
         let predictedMs: Double
         let predictedPerSecond: Double
+        /// With a prompt filter: the tokens it kept and its time (included in prompt_ms).
+        let keptN: Int?
+        let filterMs: Double?
     }
 
     public init(_ result: GenerationResult, peakResidentBytes: Int) {
@@ -40,7 +43,8 @@ public struct GenerationReport: Encodable {
         let t = result.timings
         timings = Timings(
             promptN: t.promptTokens, promptMs: t.promptSeconds * 1000, promptPerSecond: t.promptTokensPerSecond,
-            predictedN: t.generatedTokens, predictedMs: t.generationSeconds * 1000, predictedPerSecond: t.generationTokensPerSecond
+            predictedN: t.generatedTokens, predictedMs: t.generationSeconds * 1000, predictedPerSecond: t.generationTokensPerSecond,
+            keptN: t.keptTokens, filterMs: t.keptTokens.map { _ in t.filterSeconds * 1000 }
         )
         peakRssBytes = peakResidentBytes
     }

@@ -9,6 +9,8 @@ public struct GenerationOptions: Sendable {
     public var stopStrings: [String] = []
     /// How many top log-probabilities to record per generated position (0: none).
     public var logprobs = 0
+    /// Chooses the prompt tokens to prefill (GemFilter or a baseline); nil prefills them all.
+    public var promptFilter: (any PromptFilter)?
 
     public init() {}
 }
@@ -27,6 +29,9 @@ public struct GenerationTimings: Sendable, Codable {
     public var promptSeconds = 0.0
     public var generatedTokens = 0
     public var generationSeconds = 0.0
+    /// With a prompt filter: the tokens it kept (the prefilled prompt) and the time it took.
+    public var keptTokens: Int?
+    public var filterSeconds = 0.0
 
     public var promptTokensPerSecond: Double { promptSeconds > 0 ? Double(promptTokens) / promptSeconds : 0 }
     public var generationTokensPerSecond: Double { generationSeconds > 0 ? Double(generatedTokens) / generationSeconds : 0 }
@@ -69,7 +74,14 @@ public struct Generator {
 
         session.truncate(to: 0)
         let start = DispatchTime.now()
-        var logits = try session.evaluate(prompt)
+        var prefilled = prompt
+        if let filter = options.promptFilter {
+            prefilled = try filter.keptIndices(of: prompt, model: session.model, pool: session.pool).map { prompt[$0] }
+            guard !prefilled.isEmpty else { throw EvaluationError(description: "the prompt filter \(filter.name) kept no tokens") }
+            result.timings.keptTokens = prefilled.count
+            result.timings.filterSeconds = seconds(start, DispatchTime.now())
+        }
+        var logits = try session.evaluate(prefilled)
         let prefillEnd = DispatchTime.now()
         result.timings.promptTokens = prompt.count
         result.timings.promptSeconds = seconds(start, prefillEnd)

@@ -107,8 +107,38 @@ public final class Session: @unchecked Sendable {
         return Logits(base: logitsBuffer, rows: rows, vocabularySize: vocab)
     }
 
-    /// Runs one chunk through every layer; computes logits for chunk rows `logitsFrom...`.
-    private func forward(_ tokens: ArraySlice<Int>, logitsFrom: Int, into logits: UnsafeMutablePointer<Float>) {
+    /// Runs `tokens` from an empty cache through layers 0..<layer and layer `layer` up to its
+    /// rotary embedding, and returns that layer's post-RoPE keys of every token
+    /// (`[token][kvHead][headDim]`) and the last token's post-RoPE query (`[head][headDim]`):
+    /// what scores prompt tokens for selection. Only the first layer + 1 layers' cache is used.
+    /// The buffers stay valid until the session's next evaluation.
+    public func keysAndLastQuery(_ tokens: [Int], layer: Int) throws -> (keys: UnsafeBufferPointer<Float>, query: UnsafeBufferPointer<Float>) {
+        guard (0..<model.config.layerCount).contains(layer) else {
+            throw EvaluationError(description: "layer \(layer) outside the model's 0..<\(model.config.layerCount)")
+        }
+        guard !tokens.isEmpty, tokens.count <= capacity else {
+            throw EvaluationError(description: "\(tokens.count) tokens for a context of \(capacity)")
+        }
+        let vocab = model.vocabularySize
+        if let bad = tokens.first(where: { $0 < 0 || $0 >= vocab }) {
+            throw EvaluationError(description: "token id \(bad) outside the vocabulary (0..<\(vocab))")
+        }
+        truncate(to: 0)
+        let c = model.config
+        var start = 0
+        while start < tokens.count {
+            let end = min(start + batchCapacity, tokens.count)
+            forward(tokens[start..<end], logitsFrom: end - start, stopAfterRopeOf: layer, into: logitsBuffer)
+            start = end
+        }
+        // The last chunk's queries are still in the query buffer.
+        let lastQuery = buffers.query + ((tokens.count - 1) % batchCapacity) * c.qDim
+        return (UnsafeBufferPointer(start: keys[layer], count: tokens.count * c.kvDim), UnsafeBufferPointer(start: lastQuery, count: c.qDim))
+    }
+
+    /// Runs one chunk through every layer (or, with `stopAfterRopeOf`, up to that layer's
+    /// rotary embedding); computes logits for chunk rows `logitsFrom...`.
+    private func forward(_ tokens: ArraySlice<Int>, logitsFrom: Int, stopAfterRopeOf stop: Int? = nil, into logits: UnsafeMutablePointer<Float>) {
         let c = model.config
         var n = tokens.count
         let d = c.embeddingSize
@@ -138,6 +168,10 @@ public final class Session: @unchecked Sendable {
             for t in 0..<n {
                 rope.apply(b.query + t * c.qDim, heads: c.headCount, headDim: c.headDim, position: first + t)
                 rope.apply(kCache + t * c.kvDim, heads: c.kvHeadCount, headDim: c.headDim, position: first + t)
+            }
+            if l == stop {
+                count += tokens.count
+                return
             }
             attention(queries: b.query, keys: keys[l], values: values[l], tokens: n, firstPosition: first,
                       window: local ? c.slidingWindow : nil, scale: c.attentionScale, into: b.attended)

@@ -1,0 +1,67 @@
+import Foundation
+import SparrowEngine
+import SparrowKernels
+import Testing
+
+@Suite struct GemFilterSelectionTests {
+    @Test func scoresSumRawDotProductsOverQueryHeadsSharingGQAKeys() {
+        // 4 query heads over 2 key/value heads, head size 2, three tokens.
+        let query: [Float] = [1, 0, 0, 1, 2, 0, 0, -1]
+        let keys: [Float] = [
+            1, 2, 3, 4,   // token 0: kv head 0 = (1, 2), kv head 1 = (3, 4)
+            0, 0, 1, 1,
+            -1, 5, 0, 2,
+        ]
+        let scores = query.withUnsafeBufferPointer { q in
+            keys.withUnsafeBufferPointer { GemFilter.scores(query: q, keys: $0, heads: 4, kvHeads: 2, headDim: 2) }
+        }
+        // Heads 0 and 1 read kv head 0, heads 2 and 3 kv head 1; no scaling, no softmax.
+        let expected: [Float] = [5, 1, 2]  // (1 + 2 + 6 - 4), (0 + 0 + 2 - 1), (-1 + 5 + 0 - 2)
+        #expect(scores == expected)
+    }
+
+    @Test func averagePoolOfFiveCountsPaddingAsZero() {
+        let pooled = GemFilter.averagePooled([5, 0, 0, 0, 0, 0, 10])
+        #expect(pooled == [1, 1, 1, 0, 2, 2, 2])
+    }
+
+    @Test func keepsTheBestInOriginalOrderWithForcedOnesFirst() {
+        let scores: [Float] = [0.1, 0.9, 0.3, 0.9, 0.5, 0.0]
+        #expect(GemFilter.select(scores, keep: 3, forced: []) == [1, 3, 4])
+        // Ties go to the earlier token.
+        #expect(GemFilter.select(scores, keep: 1, forced: []) == [1])
+        #expect(GemFilter.select(scores, keep: 3, forced: [0, 5]) == [0, 1, 5])
+    }
+
+    @Test func baselinesKeepTheTailAndTheSinks() throws {
+        let model = try catalogModel("smollm2-135m")
+        let pool = ThreadPool(threadCount: 1)
+        let prompt = Array(100..<110)
+        #expect(try LastTokensFilter(keep: 3).keptIndices(of: prompt, model: model.transformer, pool: pool) == [7, 8, 9])
+        #expect(try AttentionSinksFilter(keep: 6, sinks: 4).keptIndices(of: prompt, model: model.transformer, pool: pool) == [0, 1, 2, 3, 8, 9])
+        #expect(try GemFilter(layer: 3, keep: 20).keptIndices(of: prompt, model: model.transformer, pool: pool) == Array(0..<10))
+    }
+}
+
+@Suite struct GemFilterRetrievalTests {
+    /// A passphrase hidden mid-way in ~2k tokens of Austen: after GemFilter keeps a quarter of
+    /// the prompt, Qwen still answers with it (and so does full attention).
+    @Test func findsANeedleInTwoThousandTokens() throws {
+        let model = try catalogModel("qwen2.5-coder-0.5b")
+        let text = try String(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/text/pride_and_prejudice_excerpt.txt"), encoding: .utf8)
+        let middle = text.index(text.startIndex, offsetBy: text.count / 2)
+        let haystack = text[..<middle] + "\nThe secret passphrase is BLUE-OTTER-42.\n" + text[middle...]
+        let prompt = try model.chatPromptTokens([ChatMessage(role: "user", content: haystack
+            + "\n\nWhat is the secret passphrase mentioned in the text above? Answer with the passphrase only.")])
+        #expect(prompt.count > 1900)
+
+        var options = GenerationOptions()
+        options.maxTokens = 10
+        options.promptFilter = GemFilter(layer: 12, keep: 512)
+        let session = Session(model: model.transformer, contextSize: prompt.count + 16, pool: ThreadPool(threadCount: 2))
+        let result = try Generator(tokenizer: model.tokenizer, session: session).generate(prompt: prompt, options: options)
+        #expect(result.timings.keptTokens == 512)
+        #expect(result.text.contains("BLUE-OTTER-42"), "answered \(result.text)")
+    }
+}
