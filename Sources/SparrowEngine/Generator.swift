@@ -63,9 +63,6 @@ public struct Generator {
         prompt: [Int], options: GenerationOptions, onText: (String) -> Void = { _ in }
     ) throws -> GenerationResult {
         guard !prompt.isEmpty else { throw EvaluationError(description: "the prompt is empty") }
-        guard prompt.count < session.capacity else {
-            throw EvaluationError(description: "the prompt has \(prompt.count) tokens but the context holds \(session.capacity); raise --ctx-size or shorten the prompt")
-        }
         var result = GenerationResult(promptTokens: prompt)
         var sampler = Sampler(options.sampling)
         var detokenizer = StreamingDetokenizer(tokenizer: tokenizer)
@@ -80,6 +77,9 @@ public struct Generator {
             guard !prefilled.isEmpty else { throw EvaluationError(description: "the prompt filter \(filter.name) kept no tokens") }
             result.timings.keptTokens = prefilled.count
             result.timings.filterSeconds = seconds(start, DispatchTime.now())
+        }
+        guard prefilled.count < session.capacity else {
+            throw EvaluationError(description: "the prompt has \(prefilled.count) tokens but the context holds \(session.capacity); raise --ctx-size or shorten the prompt")
         }
         var logits = try session.evaluate(prefilled)
         let prefillEnd = DispatchTime.now()

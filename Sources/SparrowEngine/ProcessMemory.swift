@@ -4,6 +4,11 @@ import Foundation
 public enum ProcessMemory {
     /// Peak resident set size in bytes (VmHWM), or 0 where /proc is unavailable.
     public static var peakResidentBytes: Int { statusField("VmHWM:") }
+    /// Starts the peak over from the current resident size (Linux; a no-op elsewhere), so that
+    /// one stage of a longer run can be measured alone.
+    public static func resetPeak() {
+        try? "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8)
+    }
     /// Current resident set size in bytes (VmRSS).
     public static var residentBytes: Int { statusField("VmRSS:") }
 

@@ -65,3 +65,25 @@ import Testing
         #expect(result.text.contains("BLUE-OTTER-42"), "answered \(result.text)")
     }
 }
+
+@Suite struct NeedleHaystackTests {
+    @Test(arguments: [false, true])
+    func promptsHaveExactLengthsAndTheNeedleAtItsDepth(chat: Bool) throws {
+        let model = try catalogModel("smollm2-135m")
+        let text = try String(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/text/pride_and_prejudice_excerpt.txt"), encoding: .utf8)
+        let builder = try NeedleHaystack(model: model, haystack: text, needle: "The magic number is 7294.",
+                                         question: "What is the magic number?", chat: chat)
+        var previous = -1
+        for depth in [0, 50, 100] {
+            let prompt = try builder.prompt(length: 1000, depthPercent: depth)
+            #expect(prompt.tokens.count == 1000)
+            let needle = model.tokenizer.decode(Array(prompt.tokens[prompt.needleStart..<(prompt.needleStart + prompt.needleCount)]))
+            #expect(needle.contains("The magic number is 7294."))
+            #expect(prompt.needleStart > previous, "deeper needles sit later")
+            previous = prompt.needleStart
+            #expect(model.tokenizer.decode(prompt.tokens).contains("What is the magic number?"))
+        }
+        #expect(throws: EvaluationError.self) { try builder.prompt(length: 100_000, depthPercent: 50) }
+    }
+}
