@@ -20,8 +20,72 @@ struct NeedleCommand: ParsableCommand {
     )
 
     @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var needleOptions: NeedleOptions
     @OptionGroup var gemFilterOptions: GemFilterOptions
 
+    @Option(help: "Instead of GemFilter, keep the last --gemfilter-keep tokens (last) or the first 4 and the rest last (sinks).")
+    var baseline: Baseline?
+
+    @Flag(help: "Print one JSON object instead of the grid.")
+    var json = false
+
+    enum Baseline: String, ExpressibleByArgument { case last, sinks }
+
+    func validate() throws {
+        if baseline != nil && gemFilterOptions.gemfilter { throw ValidationError("choose --gemfilter or --baseline, not both") }
+    }
+
+    struct Report: Encodable {
+        let model: String
+        let method: String
+        let cells: [NeedleEvaluation.Cell]
+    }
+
+    func run() throws {
+        try rejectInvalidUTF8Arguments()
+        let model = try modelOptions.load()
+        let filter: (any PromptFilter)? = switch baseline {
+        case .last: LastTokensFilter(keep: gemFilterOptions.keep)
+        case .sinks: AttentionSinksFilter(keep: gemFilterOptions.keep)
+        case nil: try gemFilterOptions.filter(for: model)
+        }
+        let evaluation = try needleOptions.evaluation(model: model, threads: modelOptions.threads)
+        let cells = try evaluation.grid(lengths: needleOptions.lengthList(), depths: needleOptions.depthList(),
+                                        filter: filter, keep: gemFilterOptions.keep) { cell in
+            if !json { FileHandle.standardError.write(Data("length \(cell.length) depth \(cell.depth)%: \(cell.hit ? "hit" : "miss") (\(cell.answer.debugDescription))\n".utf8)) }
+        }
+        let method = filter?.name ?? "full attention"
+        if json {
+            let encoder = JSONEncoder()
+            encoder.keyEncodingStrategy = .convertToSnakeCase
+            encoder.outputFormatting = [.sortedKeys]
+            print(String(decoding: try encoder.encode(Report(model: model.file.path, method: method, cells: cells)), as: UTF8.self))
+        } else {
+            print(Self.grid(cells, method: method))
+        }
+    }
+
+    /// Rows: lengths; columns: depths; each cell "hit|miss, time to first token".
+    static func grid(_ cells: [NeedleEvaluation.Cell], method: String) -> String {
+        let depths = Array(Set(cells.map(\.depth))).sorted(), lengths = Array(Set(cells.map(\.length))).sorted()
+        var lines = ["\(method): needle hits, time to first token", "",
+                     "| length | " + depths.map { "\($0)%" }.joined(separator: " | ") + " | hits | peak RSS |",
+                     "|---|" + String(repeating: "---|", count: depths.count + 2)]
+        for length in lengths {
+            let row = cells.filter { $0.length == length }
+            let entries = depths.map { depth in
+                row.first { $0.depth == depth }.map { "\($0.hit ? "hit" : "miss") \(String(format: "%.1f", $0.ttftMs / 1000)) s" } ?? ""
+            }
+            let peak = row.map(\.peakRssBytes).max() ?? 0
+            lines.append("| \(length) | " + entries.joined(separator: " | ")
+                + " | \(row.filter(\.hit).count)/\(row.count) | \(String(format: "%.0f", Double(peak) / 1048576)) MiB |")
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// The needle prompts shared by `eval needle` and `calibrate gemfilter`.
+struct NeedleOptions: ParsableArguments {
     @Option(help: "Prompt lengths in tokens, e.g. 1k,2k,4k.")
     var lengths = "1k,2k,4k"
 
@@ -40,25 +104,17 @@ struct NeedleCommand: ParsableCommand {
     @Option(help: "The answer that counts as a hit when the reply contains it.")
     var answer = "7294"
 
-    @Option(help: "Instead of GemFilter, keep the last --gemfilter-keep tokens (last) or the first 4 and the rest last (sinks).")
-    var baseline: Baseline?
-
     @Flag(help: "Plain text instead of the model's chat template (base models).")
     var raw = false
 
-    @Flag(help: "Print one JSON object instead of the grid.")
-    var json = false
-
-    enum Baseline: String, ExpressibleByArgument { case last, sinks }
-
     func validate() throws {
-        let parsedLengths = try Self.parse(lengths, name: "--lengths")
-        if parsedLengths.contains(where: { $0 < 16 }) { throw ValidationError("--lengths must be at least 16 tokens each") }
-        let parsedDepths = try Self.parse(depths, name: "--depths")
-        if parsedDepths.contains(where: { !(0...100).contains($0) }) { throw ValidationError("--depths must be within 0...100") }
-        if baseline != nil && gemFilterOptions.gemfilter { throw ValidationError("choose --gemfilter or --baseline, not both") }
+        if try lengthList().contains(where: { $0 < 16 }) { throw ValidationError("--lengths must be at least 16 tokens each") }
+        if try depthList().contains(where: { !(0...100).contains($0) }) { throw ValidationError("--depths must be within 0...100") }
         if answer.isEmpty { throw ValidationError("--answer must not be empty") }
     }
+
+    func lengthList() throws -> [Int] { try Self.parse(lengths, name: "--lengths") }
+    func depthList() throws -> [Int] { try Self.parse(depths, name: "--depths") }
 
     /// "1k,2k,500" -> [1024, 2048, 500].
     static func parse(_ list: String, name: String) throws -> [Int] {
@@ -72,79 +128,10 @@ struct NeedleCommand: ParsableCommand {
         }
     }
 
-    struct Cell: Encodable {
-        let length: Int
-        let depth: Int
-        let promptTokens: Int
-        let keptTokens: Int?
-        let hit: Bool
-        let answer: String
-        let ttftMs: Double
-        let peakRssBytes: Int
-    }
-
-    struct Report: Encodable {
-        let model: String
-        let method: String
-        let cells: [Cell]
-    }
-
-    func run() throws {
-        try rejectInvalidUTF8Arguments()
-        let model = try modelOptions.load()
+    func evaluation(model: LanguageModel, threads: Int?) throws -> NeedleEvaluation {
         let text = try readPrompt(inline: nil, file: haystack)
         let builder = try NeedleHaystack(model: model, haystack: text, needle: needle, question: question, chat: !raw)
-        let filter: (any PromptFilter)? = switch baseline {
-        case .last: LastTokensFilter(keep: gemFilterOptions.keep)
-        case .sinks: AttentionSinksFilter(keep: gemFilterOptions.keep)
-        case nil: try gemFilterOptions.filter(for: model)
-        }
-        let pool = ThreadPool(threadCount: modelOptions.threads ?? ProcessInfo.processInfo.activeProcessorCount)
-        var options = GenerationOptions()
-        options.maxTokens = 16
-        options.promptFilter = filter
-
-        var cells: [Cell] = []
-        for length in try Self.parse(lengths, name: "--lengths") {
-            for depth in try Self.parse(depths, name: "--depths") {
-                let prompt = try builder.prompt(length: length, depthPercent: depth)
-                ProcessMemory.resetPeak()
-                // The cache holds what is prefilled plus the reply, as a server would size it.
-                let prefilled = filter == nil ? length : min(length, gemFilterOptions.keep)
-                let session = Session(model: model.transformer, contextSize: prefilled + options.maxTokens + 1, pool: pool)
-                let result = try Generator(tokenizer: model.tokenizer, session: session).generate(prompt: prompt.tokens, options: options)
-                cells.append(Cell(length: length, depth: depth, promptTokens: prompt.tokens.count, keptTokens: result.timings.keptTokens,
-                                  hit: result.text.contains(answer), answer: result.text, ttftMs: result.timings.promptSeconds * 1000,
-                                  peakRssBytes: ProcessMemory.peakResidentBytes))
-                if !json { FileHandle.standardError.write(Data("length \(length) depth \(depth)%: \(cells.last!.hit ? "hit" : "miss") (\(result.text.debugDescription))\n".utf8)) }
-            }
-        }
-        let method = filter?.name ?? "full attention"
-        if json {
-            let encoder = JSONEncoder()
-            encoder.keyEncodingStrategy = .convertToSnakeCase
-            encoder.outputFormatting = [.sortedKeys]
-            print(String(decoding: try encoder.encode(Report(model: model.file.path, method: method, cells: cells)), as: UTF8.self))
-        } else {
-            print(Self.grid(cells, method: method))
-        }
-    }
-
-    /// Rows: lengths; columns: depths; each cell "hit|miss, time to first token".
-    static func grid(_ cells: [Cell], method: String) -> String {
-        let depths = Array(Set(cells.map(\.depth))).sorted(), lengths = Array(Set(cells.map(\.length))).sorted()
-        var lines = ["\(method): needle hits, time to first token", "",
-                     "| length | " + depths.map { "\($0)%" }.joined(separator: " | ") + " | hits | peak RSS |",
-                     "|---|" + String(repeating: "---|", count: depths.count + 2)]
-        for length in lengths {
-            let row = cells.filter { $0.length == length }
-            let entries = depths.map { depth in
-                row.first { $0.depth == depth }.map { "\($0.hit ? "hit" : "miss") \(String(format: "%.1f", $0.ttftMs / 1000)) s" } ?? ""
-            }
-            let peak = row.map(\.peakRssBytes).max() ?? 0
-            lines.append("| \(length) | " + entries.joined(separator: " | ")
-                + " | \(row.filter(\.hit).count)/\(row.count) | \(String(format: "%.0f", Double(peak) / 1048576)) MiB |")
-        }
-        return lines.joined(separator: "\n")
+        let pool = ThreadPool(threadCount: threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        return NeedleEvaluation(model: model, haystack: builder, answer: answer, pool: pool)
     }
 }

@@ -87,3 +87,22 @@ import Testing
         #expect(throws: EvaluationError.self) { try builder.prompt(length: 100_000, depthPercent: 50) }
     }
 }
+
+@Suite struct GemFilterCalibrationStorageTests {
+    @Test func savedCalibrationIsFoundByTheModelsHash() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sparrow-calibration-\(getpid())")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = ModelStore(environment: ["SPARROW_MODELS_DIR": directory.path])
+        let file = directory.appendingPathComponent("model.gguf")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try Data("abc".utf8).write(to: file)
+        let sha256 = try store.sha256(ofModelAt: file.path)
+        #expect(sha256 == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(GemFilterCalibration.layer(for: sha256, store: store) == nil)
+
+        let calibration = GemFilterCalibration(modelSHA256: sha256, layer: 3, keep: 64, lengths: [2048], depths: [0, 50],
+                                               fullAttentionHits: 2, hitsByLayer: [0, 1, 1, 2])
+        try calibration.save(store: store)
+        #expect(GemFilterCalibration.layer(for: sha256, store: store) == 3)
+    }
+}

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 
 /// The local cache of catalog models: `<directory>/<name>.gguf`.
@@ -25,6 +26,19 @@ public struct ModelStore: Sendable {
     public func isPresent(_ model: CatalogModel) -> Bool {
         let attributes = try? FileManager.default.attributesOfItem(atPath: path(for: model.name))
         return (attributes?[.size] as? NSNumber)?.intValue == model.byteCount
+    }
+
+    /// The lowercase hex SHA-256 of the GGUF at `path`: known without reading for a cached
+    /// catalog model (verified when pulled), hashed from the file otherwise.
+    public func sha256(ofModelAt path: String) throws -> String {
+        if let model = ModelCatalog.models.first(where: { self.path(for: $0.name) == path && isPresent($0) }) {
+            return model.sha256
+        }
+        guard let input = FileHandle(forReadingAtPath: path) else { throw ModelStoreError("cannot read \(path)") }
+        defer { try? input.close() }
+        var hasher = SHA256()
+        while let chunk = try input.read(upToCount: 1 << 20), !chunk.isEmpty { hasher.update(data: chunk) }
+        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
     }
 
     /// A catalog name becomes its cached path (pulled first when missing and `pullIfMissing`);

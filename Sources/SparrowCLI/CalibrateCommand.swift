@@ -1,0 +1,43 @@
+import ArgumentParser
+import Foundation
+import SparrowEngine
+
+struct CalibrateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "calibrate",
+        abstract: "Choose an acceleration method's settings for a model by measurement.",
+        subcommands: [CalibrateGemFilterCommand.self]
+    )
+}
+
+/// Sweeps GemFilter's filter layer upwards on needle prompts and saves the smallest layer that
+/// retrieves as well as full attention, where `--gemfilter` finds it for this model.
+struct CalibrateGemFilterCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gemfilter",
+        abstract: "Find the smallest GemFilter layer whose needle retrieval matches full attention."
+    )
+
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var needleOptions: NeedleOptions
+
+    @Option(name: .customLong("gemfilter-keep"), help: "Prompt tokens GemFilter keeps.")
+    var keep = 1024
+
+    func validate() throws {
+        if keep < 1 { throw ValidationError("--gemfilter-keep must be at least 1") }
+    }
+
+    func run() throws {
+        let model = try modelOptions.load()
+        let sha256 = try ModelStore().sha256(ofModelAt: model.file.path)
+        let evaluation = try needleOptions.evaluation(model: model, threads: modelOptions.threads)
+        let calibration = try GemFilterCalibration.run(evaluation, modelSHA256: sha256, lengths: needleOptions.lengthList(),
+                                                       depths: needleOptions.depthList(), keep: keep) { line in
+            FileHandle.standardError.write(Data((line + "\n").utf8))
+        }
+        try calibration.save()
+        print("GemFilter layer \(calibration.layer) for \(model.file.path) (sha256 \(sha256)): \(calibration.hitsByLayer.last ?? 0) hits vs "
+            + "\(calibration.fullAttentionHits) with full attention; saved to \(GemFilterCalibration.file(for: sha256).path)")
+    }
+}
