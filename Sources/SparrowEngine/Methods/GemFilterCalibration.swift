@@ -28,7 +28,8 @@ public struct GemFilterCalibration: Codable, Sendable {
     /// Measured 2026-11-24 on 2048-token Austen prompts, keep 512, depths 0/25/50/75/100
     /// (full attention 5/5 for both).
     static let builtIn: [String: Int] = [
-        // qwen2.5-coder-0.5b: layers 0-2 1/5, layer 3 4/5, layer 4 5/5.
+        // qwen2.5-coder-0.5b: layers 0-2 1/5, layer 3 4/5, layer 4 5/5 (at 8192 tokens, keep
+        // 1024, depths 0/50/100, layer 4 again: 0, 0, 1, 2, 3 of 3 for layers 0-4).
         "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32": 4,
         // smollm2-135m: 1-3/5 up to layer 20, layer 21 5/5.
         "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53": 21,
