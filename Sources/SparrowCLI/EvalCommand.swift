@@ -51,7 +51,7 @@ struct NeedleCommand: ParsableCommand {
         }
         let evaluation = try needleOptions.evaluation(model: model, threads: modelOptions.threads)
         let cells = try evaluation.grid(lengths: needleOptions.lengthList(), depths: needleOptions.depthList(),
-                                        filter: filter, keep: gemFilterOptions.keep) { cell in
+                                        filter: filter) { cell in
             if !json { FileHandle.standardError.write(Data("length \(cell.length) depth \(cell.depth)%: \(cell.hit ? "hit" : "miss") (\(cell.answer.debugDescription))\n".utf8)) }
         }
         let method = filter?.name ?? "full attention"

@@ -136,10 +136,3 @@ public final class Benchmark {
         }
     }
 }
-
-extension Session {
-    /// Bytes of the key/value cache: f32 keys and values for every layer and position.
-    public var cacheBytes: Int {
-        2 * model.config.layerCount * capacity * model.config.kvDim * MemoryLayout<Float>.stride
-    }
-}

@@ -6,6 +6,8 @@ import SparrowKernels
 public protocol PromptFilter: Sendable {
     /// A short name for reports.
     var name: String { get }
+    /// The most tokens it keeps (what the prefill cache must hold).
+    var keep: Int { get }
     /// Ascending indices into `prompt` of the tokens to keep.
     func keptIndices(of prompt: [Int], model: TransformerModel, pool: ThreadPool) throws -> [Int]
 }

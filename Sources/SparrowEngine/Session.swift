@@ -70,6 +70,9 @@ public final class Session: @unchecked Sendable {
         logitsBuffer.deallocate()
     }
 
+    /// Bytes of the key/value cache: f32 keys and values for every layer and position.
+    public var cacheBytes: Int { 2 * keys.count * capacity * model.config.kvDim * MemoryLayout<Float>.stride }
+
     /// Forgets cached positions from `length` on, so evaluation resumes there (no copying).
     public func truncate(to length: Int) {
         precondition(length >= 0 && length <= count, "truncate beyond the cache")

@@ -30,13 +30,13 @@ public struct NeedleEvaluation {
 
     /// One prompt: greedy reply, hit when it contains the answer. The cache holds what is
     /// prefilled plus the reply, as a server would size it; the peak RSS is this cell's.
-    public func cell(length: Int, depth: Int, filter: (any PromptFilter)?, keep: Int) throws -> Cell {
+    public func cell(length: Int, depth: Int, filter: (any PromptFilter)?) throws -> Cell {
         let prompt = try haystack.prompt(length: length, depthPercent: depth)
         ProcessMemory.resetPeak()
         var options = GenerationOptions()
         options.maxTokens = replyTokens
         options.promptFilter = filter
-        let prefilled = filter == nil ? length : min(length, keep)
+        let prefilled = min(length, filter?.keep ?? length)
         let session = Session(model: model.transformer, contextSize: prefilled + replyTokens + 1, pool: pool)
         let result = try Generator(tokenizer: model.tokenizer, session: session).generate(prompt: prompt.tokens, options: options)
         return Cell(length: length, depth: depth, promptTokens: prompt.tokens.count, keptTokens: result.timings.keptTokens,
@@ -45,11 +45,11 @@ public struct NeedleEvaluation {
     }
 
     /// Every (length, depth) cell, in that order.
-    public func grid(lengths: [Int], depths: [Int], filter: (any PromptFilter)?, keep: Int, onCell: (Cell) -> Void = { _ in }) throws -> [Cell] {
+    public func grid(lengths: [Int], depths: [Int], filter: (any PromptFilter)?, onCell: (Cell) -> Void = { _ in }) throws -> [Cell] {
         var cells: [Cell] = []
         for length in lengths {
             for depth in depths {
-                cells.append(try cell(length: length, depth: depth, filter: filter, keep: keep))
+                cells.append(try cell(length: length, depth: depth, filter: filter))
                 onCell(cells.last!)
             }
         }

@@ -40,7 +40,7 @@ public struct GemFilterCalibration: Codable, Sendable {
     public static func run(_ evaluation: NeedleEvaluation, modelSHA256: String, lengths: [Int], depths: [Int], keep: Int,
                            log: (String) -> Void = { _ in }) throws -> GemFilterCalibration {
         func hits(_ filter: (any PromptFilter)?) throws -> Int {
-            try evaluation.grid(lengths: lengths, depths: depths, filter: filter, keep: keep).filter(\.hit).count
+            try evaluation.grid(lengths: lengths, depths: depths, filter: filter).filter(\.hit).count
         }
         let cells = lengths.count * depths.count
         let full = try hits(nil)
