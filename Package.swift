@@ -54,10 +54,12 @@ let package = Package(
             dependencies: ["SparrowKernels", "SparrowGGUF", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: fast
         ),
-        .testTarget(name: "SparrowKernelsTests", dependencies: ["SparrowKernels"], swiftSettings: fast),
-        .testTarget(name: "SparrowGGUFTests", dependencies: ["SparrowGGUF"], swiftSettings: fast),
+        // Hand-made GGUF files and seeded randomness shared by the tests.
+        .target(name: "SparrowTestSupport", dependencies: ["SparrowGGUF"], path: "Tests/SparrowTestSupport"),
+        .testTarget(name: "SparrowKernelsTests", dependencies: ["SparrowKernels", "SparrowTestSupport"], swiftSettings: fast),
+        .testTarget(name: "SparrowGGUFTests", dependencies: ["SparrowGGUF", "SparrowTestSupport"], swiftSettings: fast),
         .testTarget(name: "SparrowTokenizerTests", dependencies: ["SparrowTokenizer", "SparrowEngine"], swiftSettings: fast),
         .testTarget(name: "SparrowJinjaTests", dependencies: ["SparrowJinja"], swiftSettings: fast),
-        .testTarget(name: "SparrowEngineTests", dependencies: ["SparrowEngine"], swiftSettings: fast),
+        .testTarget(name: "SparrowEngineTests", dependencies: ["SparrowEngine", "SparrowTestSupport"], swiftSettings: fast),
     ]
 )

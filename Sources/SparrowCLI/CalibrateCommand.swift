@@ -24,8 +24,12 @@ struct CalibrateGemFilterCommand: ParsableCommand {
     @Option(name: .customLong("gemfilter-keep"), help: "Prompt tokens GemFilter keeps.")
     var keep = 1024
 
+    @Option(help: "The least fraction of the needle's tokens the chosen layer must keep in every prompt.")
+    var minRetention = 0.5
+
     func validate() throws {
         if keep < 1 { throw ValidationError("--gemfilter-keep must be at least 1") }
+        if !(0...1).contains(minRetention) { throw ValidationError("--min-retention must be within 0...1") }
     }
 
     func run() throws {
@@ -33,11 +37,12 @@ struct CalibrateGemFilterCommand: ParsableCommand {
         let sha256 = try ModelStore().sha256(ofModelAt: model.file.path)
         let evaluation = try needleOptions.evaluation(model: model, threads: modelOptions.threads)
         let calibration = try GemFilterCalibration.run(evaluation, modelSHA256: sha256, lengths: needleOptions.lengthList(),
-                                                       depths: needleOptions.depthList(), keep: keep) { line in
+                                                       depths: needleOptions.depthList(), keep: keep,
+                                                       minRetention: minRetention) { line in
             FileHandle.standardError.write(Data((line + "\n").utf8))
         }
         try calibration.save()
-        print("GemFilter layer \(calibration.layer) for \(model.file.path) (sha256 \(sha256)): \(calibration.hitsByLayer.last ?? 0) hits vs "
+        print("GemFilter layer \(calibration.layer) for \(model.file.path) (sha256 \(sha256)): \(calibration.trials.last?.hits ?? 0) hits vs "
             + "\(calibration.fullAttentionHits) with full attention; saved to \(GemFilterCalibration.file(for: sha256).path)")
     }
 }

@@ -32,6 +32,8 @@ public struct GenerationTimings: Sendable, Codable {
     /// With a prompt filter: the tokens it kept (the prefilled prompt) and the time it took.
     public var keptTokens: Int?
     public var filterSeconds = 0.0
+    /// Leading prompt tokens the session's cache already held, not evaluated again.
+    public var reusedTokens = 0
 
     public var promptTokensPerSecond: Double { promptSeconds > 0 ? Double(promptTokens) / promptSeconds : 0 }
     public var generationTokensPerSecond: Double { generationSeconds > 0 ? Double(generatedTokens) / generationSeconds : 0 }
@@ -39,6 +41,8 @@ public struct GenerationTimings: Sendable, Codable {
 
 public struct GenerationResult: Sendable {
     public var promptTokens: [Int]
+    /// With a prompt filter: the indices into `promptTokens` of the tokens it kept.
+    public var keptIndices: [Int]?
     public var generatedTokens: [Int] = []
     public var text = ""
     public var finishReason = FinishReason.length
@@ -57,8 +61,9 @@ public struct Generator {
         self.session = session
     }
 
-    /// Generates a continuation of `prompt` (token ids) in a fresh cache, calling `onText` with
-    /// each piece of finished text as soon as it can no longer be part of a stop string.
+    /// Generates a continuation of `prompt` (token ids), calling `onText` with each piece of
+    /// finished text as soon as it can no longer be part of a stop string. Whatever beginning
+    /// of the (filtered) prompt the session's cache already holds is reused.
     public func generate(
         prompt: [Int], options: GenerationOptions, onText: (String) -> Void = { _ in }
     ) throws -> GenerationResult {
@@ -69,19 +74,23 @@ public struct Generator {
         var stops = StopStringScanner(options.stopStrings)
         var history = prompt
 
-        session.truncate(to: 0)
         let start = DispatchTime.now()
         var prefilled = prompt
         if let filter = options.promptFilter {
-            prefilled = try filter.keptIndices(of: prompt, model: session.model, pool: session.pool).map { prompt[$0] }
-            guard !prefilled.isEmpty else { throw EvaluationError(description: "the prompt filter \(filter.name) kept no tokens") }
-            result.timings.keptTokens = prefilled.count
+            let kept = try filter.keptIndices(of: prompt, model: session.model, pool: session.pool)
+            guard !kept.isEmpty else { throw EvaluationError(description: "the prompt filter \(filter.name) kept no tokens") }
+            prefilled = kept.map { prompt[$0] }
+            result.keptIndices = kept
+            result.timings.keptTokens = kept.count
             result.timings.filterSeconds = seconds(start, DispatchTime.now())
         }
         guard prefilled.count < session.capacity else {
             throw EvaluationError(description: "the prompt has \(prefilled.count) tokens but the context holds \(session.capacity); raise --ctx-size or shorten the prompt")
         }
-        var logits = try session.evaluate(prefilled)
+        let reused = session.reusablePrefix(of: prefilled)
+        session.truncate(to: reused)
+        result.timings.reusedTokens = reused
+        var logits = try session.evaluate(Array(prefilled[reused...]))
         let prefillEnd = DispatchTime.now()
         result.timings.promptTokens = prompt.count
         result.timings.promptSeconds = seconds(start, prefillEnd)

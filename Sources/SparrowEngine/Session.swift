@@ -14,8 +14,13 @@ public final class Session: @unchecked Sendable {
     public let model: TransformerModel
     /// The most tokens the cache holds (the context size).
     public let capacity: Int
+    /// The token ids at the cached positions, oldest first.
+    public private(set) var tokens: [Int] = []
     /// Tokens evaluated so far (the cache's length).
-    public private(set) var count = 0
+    public var count: Int { tokens.count }
+    /// The last layer the cached positions went through, when `prefill(_:throughLayer:)` ran
+    /// only the first layers; nil when every layer holds them.
+    private var partialThroughLayer: Int?
 
     public let pool: ThreadPool
     private let matmul: MatMul
@@ -76,7 +81,18 @@ public final class Session: @unchecked Sendable {
     /// Forgets cached positions from `length` on, so evaluation resumes there (no copying).
     public func truncate(to length: Int) {
         precondition(length >= 0 && length <= count, "truncate beyond the cache")
-        count = length
+        tokens.removeLast(count - length)
+        if length == 0 { partialThroughLayer = nil }
+    }
+
+    /// How many leading tokens of `prompt` the cache already holds and can keep (all but the
+    /// last, whose logits the caller needs).
+    public func reusablePrefix(of prompt: [Int]) -> Int {
+        guard partialThroughLayer == nil else { return 0 }
+        let limit = min(count, prompt.count - 1)
+        var n = 0
+        while n < limit && tokens[n] == prompt[n] { n += 1 }
+        return n
     }
 
     /// Evaluates `tokens` at the next positions and returns their logits: one row of
@@ -84,14 +100,8 @@ public final class Session: @unchecked Sendable {
     /// next call.
     @discardableResult
     public func evaluate(_ tokens: [Int], logits selection: LogitsSelection = .last) throws -> Logits {
-        guard !tokens.isEmpty else { throw EvaluationError(description: "nothing to evaluate") }
-        guard count + tokens.count <= capacity else {
-            throw EvaluationError(description: "context full: \(count) cached + \(tokens.count) new tokens exceed the context size \(capacity)")
-        }
+        try checkAppendable(tokens)
         let vocab = model.vocabularySize
-        if let bad = tokens.first(where: { $0 < 0 || $0 >= vocab }) {
-            throw EvaluationError(description: "token id \(bad) outside the vocabulary (0..<\(vocab))")
-        }
         let rows = selection == .all ? tokens.count : 1
         if rows > logitsRowCapacity {
             logitsBuffer.deallocate()
@@ -111,32 +121,56 @@ public final class Session: @unchecked Sendable {
     }
 
     /// Runs `tokens` from an empty cache through layers 0..<layer and layer `layer` up to its
-    /// rotary embedding, and returns that layer's post-RoPE keys of every token
-    /// (`[token][kvHead][headDim]`) and the last token's post-RoPE query (`[head][headDim]`):
-    /// what scores prompt tokens for selection. Only the first layer + 1 layers' cache is used.
-    /// The buffers stay valid until the session's next evaluation.
-    public func keysAndLastQuery(_ tokens: [Int], layer: Int) throws -> (keys: UnsafeBufferPointer<Float>, query: UnsafeBufferPointer<Float>) {
-        guard (0..<model.config.layerCount).contains(layer) else {
-            throw EvaluationError(description: "layer \(layer) outside the model's 0..<\(model.config.layerCount)")
-        }
-        guard !tokens.isEmpty, tokens.count <= capacity else {
-            throw EvaluationError(description: "\(tokens.count) tokens for a context of \(capacity)")
-        }
-        let vocab = model.vocabularySize
-        if let bad = tokens.first(where: { $0 < 0 || $0 >= vocab }) {
-            throw EvaluationError(description: "token id \(bad) outside the vocabulary (0..<\(vocab))")
-        }
+    /// rotary embedding, in chunks: the cache then holds only those layers' keys (and values
+    /// before `layer`), enough for `keysAndQuery(ofNext:atLayer:)` at that layer. Evaluation
+    /// afterwards needs `truncate(to: 0)`.
+    package func prefill(_ tokens: [Int], throughLayer layer: Int) throws {
+        try checkLayer(layer)
         truncate(to: 0)
-        let c = model.config
+        try checkAppendable(tokens)
+        partialThroughLayer = layer
         var start = 0
         while start < tokens.count {
             let end = min(start + batchCapacity, tokens.count)
             forward(tokens[start..<end], logitsFrom: end - start, stopAfterRopeOf: layer, into: logitsBuffer)
             start = end
         }
-        // The last chunk's queries are still in the query buffer.
-        let lastQuery = buffers.query + ((tokens.count - 1) % batchCapacity) * c.qDim
-        return (UnsafeBufferPointer(start: keys[layer], count: tokens.count * c.kvDim), UnsafeBufferPointer(start: lastQuery, count: c.qDim))
+    }
+
+    /// Runs `token` at the next position through layers 0..<layer and layer `layer` up to its
+    /// rotary embedding, without adding it to the cache, and returns that layer's post-RoPE
+    /// keys of every cached token and this one (`[token][kvHead][headDim]`) and this token's
+    /// post-RoPE query (`[head][headDim]`): what GemFilter scores prompt tokens with. The
+    /// buffers stay valid until the session's next evaluation.
+    package func keysAndQuery(ofNext token: Int, atLayer layer: Int) throws -> (keys: UnsafeBufferPointer<Float>, query: UnsafeBufferPointer<Float>) {
+        try checkLayer(layer)
+        try checkAppendable([token], throughLayer: layer)
+        let c = model.config
+        forward([token], logitsFrom: 1, stopAfterRopeOf: layer, into: logitsBuffer)
+        tokens.removeLast()
+        return (UnsafeBufferPointer(start: keys[layer], count: (count + 1) * c.kvDim), UnsafeBufferPointer(start: buffers.query, count: c.qDim))
+    }
+
+    private func checkLayer(_ layer: Int) throws {
+        guard (0..<model.config.layerCount).contains(layer) else {
+            throw EvaluationError(description: "layer \(layer) outside the model's 0..<\(model.config.layerCount)")
+        }
+    }
+
+    /// Throws unless `new` tokens fit and, run through layers 0...`layer` (nil: all), would
+    /// attend to cached positions those layers hold.
+    private func checkAppendable(_ new: [Int], throughLayer layer: Int? = nil) throws {
+        guard !new.isEmpty else { throw EvaluationError(description: "nothing to evaluate") }
+        if let partial = partialThroughLayer, layer.map({ $0 > partial }) ?? true {
+            throw EvaluationError(description: "the cache holds layers 0...\(partial) only; truncate it to 0 first")
+        }
+        guard count + new.count <= capacity else {
+            throw EvaluationError(description: "context full: \(count) cached + \(new.count) new tokens exceed the context size \(capacity)")
+        }
+        let vocab = model.vocabularySize
+        if let bad = new.first(where: { $0 < 0 || $0 >= vocab }) {
+            throw EvaluationError(description: "token id \(bad) outside the vocabulary (0..<\(vocab))")
+        }
     }
 
     /// Runs one chunk through every layer (or, with `stopAfterRopeOf`, up to that layer's
@@ -173,7 +207,7 @@ public final class Session: @unchecked Sendable {
                 rope.apply(kCache + t * c.kvDim, heads: c.kvHeadCount, headDim: c.headDim, position: first + t)
             }
             if l == stop {
-                count += tokens.count
+                self.tokens += tokens
                 return
             }
             attention(queries: b.query, keys: keys[l], values: values[l], tokens: n, firstPosition: first,
@@ -198,7 +232,7 @@ public final class Session: @unchecked Sendable {
             if let w = layer.postFeedForwardNorm { normRows(b.projected, weight: w, into: b.projected, rows: n, width: d) }
             add(b.projected, into: b.hidden, count: n * d)
         }
-        count += tokens.count
+        self.tokens += tokens
         guard n > 0 else { return }
         normRows(b.hidden, weight: model.outputNorm, into: b.normed, rows: n, width: d)
         matmul(model.output, b.normed, tokens: n, into: logits)

@@ -1,5 +1,5 @@
 import Foundation
-import SparrowEngine
+@testable import SparrowEngine
 import SparrowKernels
 import Testing
 
@@ -40,6 +40,44 @@ import Testing
         #expect(try LastTokensFilter(keep: 3).keptIndices(of: prompt, model: model.transformer, pool: pool) == [7, 8, 9])
         #expect(try AttentionSinksFilter(keep: 6, sinks: 4).keptIndices(of: prompt, model: model.transformer, pool: pool) == [0, 1, 2, 3, 8, 9])
         #expect(try GemFilter(layer: 3, keep: 20).keptIndices(of: prompt, model: model.transformer, pool: pool) == Array(0..<10))
+    }
+}
+
+@Suite struct PromptFilterGenerationTests {
+    /// The kept tokens are a fresh prompt at positions 0..<k: generating with the filter equals
+    /// generating from the kept token ids alone, and the result says which were kept.
+    @Test func keptTokensArePrefilledAsAFreshPrompt() throws {
+        let model = try catalogModel("smollm2-135m")
+        let pool = ThreadPool(threadCount: 2)
+        let prompt = model.promptTokens(String(repeating: "It is a truth universally acknowledged, that a single man in possession of a good fortune, must be in want of a wife. ", count: 8))
+        var options = GenerationOptions()
+        options.maxTokens = 6
+        options.logprobs = 3
+        options.promptFilter = GemFilter(layer: 8, keep: 64)
+        let generator = Generator(tokenizer: model.tokenizer, session: Session(model: model.transformer, contextSize: 80, pool: pool))
+        let filtered = try generator.generate(prompt: prompt, options: options)
+        let kept = try #require(filtered.keptIndices)
+        #expect(kept.count == 64 && kept == kept.sorted() && kept.last! < prompt.count)
+
+        options.promptFilter = nil
+        let direct = try Generator(tokenizer: model.tokenizer, session: Session(model: model.transformer, contextSize: 80, pool: pool))
+            .generate(prompt: kept.map { prompt[$0] }, options: options)
+        #expect(filtered.generatedTokens == direct.generatedTokens)
+        #expect(filtered.topLogprobs.map { $0.map(\.token) } == direct.topLogprobs.map { $0.map(\.token) })
+    }
+
+    /// A second request with the same beginning evaluates only what differs, and replies the same.
+    @Test func theCachedPromptPrefixIsReused() throws {
+        let model = try catalogModel("smollm2-135m")
+        let prompt = model.promptTokens("The quick brown fox jumps over the lazy dog because")
+        var options = GenerationOptions()
+        options.maxTokens = 8
+        let generator = Generator(tokenizer: model.tokenizer, session: Session(model: model.transformer, contextSize: 64, pool: ThreadPool(threadCount: 2)))
+        let first = try generator.generate(prompt: prompt, options: options)
+        let second = try generator.generate(prompt: prompt, options: options)
+        #expect(first.timings.reusedTokens == 0)
+        #expect(second.timings.reusedTokens == prompt.count - 1)
+        #expect(second.generatedTokens == first.generatedTokens)
     }
 }
 
@@ -100,8 +138,9 @@ import Testing
         #expect(sha256 == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
         #expect(GemFilterCalibration.layer(for: sha256, store: store) == nil)
 
+        let trials = (0...3).map { GemFilterCalibration.LayerTrial(layer: $0, needleRetention: [1, 0.5], hits: $0 == 3 ? 2 : nil) }
         let calibration = GemFilterCalibration(modelSHA256: sha256, layer: 3, keep: 64, lengths: [2048], depths: [0, 50],
-                                               fullAttentionHits: 2, hitsByLayer: [0, 1, 1, 2])
+                                               minRetention: 0.5, fullAttentionHits: 2, trials: trials)
         try calibration.save(store: store)
         #expect(GemFilterCalibration.layer(for: sha256, store: store) == 3)
     }

@@ -1,4 +1,5 @@
 import Foundation
+import SparrowTestSupport
 import SparrowGGUF
 import SparrowKernels
 import Testing
@@ -319,18 +320,5 @@ extension GGUFReaderTests {
     func expectError(_ bytes: [UInt8], _ expected: String, sourceLocation: SourceLocation = #_sourceLocation) {
         let message = files.openError(bytes)
         #expect(message?.contains(expected) == true, "got: \(message ?? "no error")", sourceLocation: sourceLocation)
-    }
-}
-
-/// Deterministic generator so corruption tests are reproducible.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

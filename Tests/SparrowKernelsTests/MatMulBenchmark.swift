@@ -1,4 +1,5 @@
 import Foundation
+import SparrowTestSupport
 import Testing
 @testable import SparrowKernels
 
@@ -11,7 +12,7 @@ struct MatMulBenchmark {
         let rows = 896, cols = 4864, rowBytes = type.byteCount(elements: cols)!
         // 48 distinct matrices (> L3) so decode numbers include DRAM traffic, as in a real model.
         let copies = 48
-        var rng = SeededGenerator(state: 7)
+        var rng = SplitMix64(seed: 7)
         let one = randomEncodedRows(type, rows: rows, cols: cols, using: &rng)
         let weights = UnsafeMutableRawPointer.allocate(byteCount: one.count * copies, alignment: 64)
         defer { weights.deallocate() }

@@ -1,4 +1,5 @@
 import Testing
+import SparrowTestSupport
 @testable import SparrowKernels
 
 @Suite struct MatMulTests {
@@ -11,7 +12,7 @@ import Testing
     /// variance of uniform rounding errors, sum_c W[r,c]^2 * d(c)^2 / 12 (expected ratio ~1).
     @Test(arguments: types, [1, 5, 70])
     func matchesFloat64Reference(_ type: TensorType, tokens: Int) throws {
-        var rng = SeededGenerator(state: UInt64(type.rawValue) &* 1000 &+ UInt64(tokens))
+        var rng = SplitMix64(seed: UInt64(type.rawValue) &* 1000 &+ UInt64(tokens))
         let rows = 13, cols = type.blockSize == 1 ? 37 : 512
         let bytes = randomEncodedRows(type, rows: rows, cols: cols, using: &rng)
         let weights = dequantized(type, bytes, count: rows * cols)
@@ -49,7 +50,7 @@ import Testing
     @Test(arguments: types.filter { $0.blockSize > 1 }, [1, 9])
     func vnniPathEqualsPortablePath(_ type: TensorType, tokens: Int) throws {
         try #require(cpuHasVNNI, "this CPU has no AVX-512 VNNI; only the portable path can run")
-        var rng = SeededGenerator(state: 99 &+ UInt64(type.rawValue))
+        var rng = SplitMix64(seed: 99 &+ UInt64(type.rawValue))
         let rows = 11, cols = 1024
         let bytes = randomEncodedRows(type, rows: rows, cols: cols, using: &rng)
         let input = (0..<tokens * cols).map { _ in Float.random(in: -3...3, using: &rng) }
@@ -66,7 +67,7 @@ import Testing
     /// panels (batches of 4 or more, padded to 16) must give exactly the one-token kernel's bits.
     @Test(arguments: [TensorType.q8_0, .q4_0, .q4_1, .q5_0], [4, 21])
     func batchedEqualsOneTokenAtATime(_ type: TensorType, tokens: Int) throws {
-        var rng = SeededGenerator(state: 7 &+ UInt64(type.rawValue) &* 31 &+ UInt64(tokens))
+        var rng = SplitMix64(seed: 7 &+ UInt64(type.rawValue) &* 31 &+ UInt64(tokens))
         let rows = 9, cols = 320
         let bytes = randomEncodedRows(type, rows: rows, cols: cols, using: &rng)
         let input = (0..<tokens * cols).map { _ in Float.random(in: -3...3, using: &rng) }

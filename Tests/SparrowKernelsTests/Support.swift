@@ -1,4 +1,5 @@
 import Foundation
+import SparrowTestSupport
 @testable import SparrowKernels
 
 /// A reference vector from scripts/make_quant_vectors.py (gguf's numpy implementation).
@@ -24,20 +25,8 @@ struct QuantFixture: Decodable {
     }
 }
 
-/// Small deterministic generator (SplitMix64) so failures reproduce.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// Random but valid encoded rows: random quant bytes with finite f16 scales of realistic size.
-func randomEncodedRows(_ type: TensorType, rows: Int, cols: Int, using rng: inout SeededGenerator) -> [UInt8] {
+func randomEncodedRows(_ type: TensorType, rows: Int, cols: Int, using rng: inout SplitMix64) -> [UInt8] {
     let count = rows * cols
     switch type {
     case .f32:

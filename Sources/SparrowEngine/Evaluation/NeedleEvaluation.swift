@@ -8,6 +8,9 @@ public struct NeedleEvaluation {
         public let depth: Int
         public let promptTokens: Int
         public let keptTokens: Int?
+        /// Of the needle's tokens, how many the filter kept (nil without a filter).
+        public let needleTokens: Int
+        public let needleKept: Int?
         public let hit: Bool
         public let answer: String
         public let ttftMs: Double
@@ -33,16 +36,23 @@ public struct NeedleEvaluation {
     public func cell(length: Int, depth: Int, filter: (any PromptFilter)?) throws -> Cell {
         let prompt = try haystack.prompt(length: length, depthPercent: depth)
         ProcessMemory.resetPeak()
+        let session = Session(model: model.transformer, contextSize: min(length, filter?.keep ?? length) + replyTokens + 1, pool: pool)
+        let result = try reply(to: prompt.tokens, in: session, filter: filter)
+        return Cell(length: length, depth: depth, promptTokens: prompt.tokens.count, keptTokens: result.timings.keptTokens,
+                    needleTokens: prompt.needleCount, needleKept: result.keptIndices.map { prompt.needleKept(by: $0) },
+                    hit: isHit(result), answer: result.text, ttftMs: result.timings.promptSeconds * 1000,
+                    peakRssBytes: ProcessMemory.peakResidentBytes)
+    }
+
+    /// The greedy reply to `tokens` (reusing what `session` already holds of them).
+    public func reply(to tokens: [Int], in session: Session, filter: (any PromptFilter)? = nil) throws -> GenerationResult {
         var options = GenerationOptions()
         options.maxTokens = replyTokens
         options.promptFilter = filter
-        let prefilled = min(length, filter?.keep ?? length)
-        let session = Session(model: model.transformer, contextSize: prefilled + replyTokens + 1, pool: pool)
-        let result = try Generator(tokenizer: model.tokenizer, session: session).generate(prompt: prompt.tokens, options: options)
-        return Cell(length: length, depth: depth, promptTokens: prompt.tokens.count, keptTokens: result.timings.keptTokens,
-                    hit: result.text.contains(answer), answer: result.text, ttftMs: result.timings.promptSeconds * 1000,
-                    peakRssBytes: ProcessMemory.peakResidentBytes)
+        return try Generator(tokenizer: model.tokenizer, session: session).generate(prompt: tokens, options: options)
     }
+
+    public func isHit(_ reply: GenerationResult) -> Bool { reply.text.contains(answer) }
 
     /// Every (length, depth) cell, in that order.
     public func grid(lengths: [Int], depths: [Int], filter: (any PromptFilter)?, onCell: (Cell) -> Void = { _ in }) throws -> [Cell] {

@@ -10,6 +10,11 @@ public struct NeedleHaystack {
         /// Index of the needle's first token.
         public let needleStart: Int
         public let needleCount: Int
+
+        /// How many of the needle's tokens are among `kept` (ascending prompt indices).
+        public func needleKept(by kept: [Int]) -> Int {
+            kept.filter { (needleStart..<(needleStart + needleCount)).contains($0) }.count
+        }
     }
 
     let head: [Int]

@@ -26,10 +26,15 @@ public struct GemFilter: PromptFilter {
     public func keptIndices(of prompt: [Int], model: TransformerModel, pool: ThreadPool) throws -> [Int] {
         guard prompt.count > keep else { return Array(prompt.indices) }
         let session = Session(model: model, contextSize: prompt.count, pool: pool)
-        let (keys, query) = try session.keysAndLastQuery(prompt, layer: layer)
-        let c = model.config
+        try session.prefill(Array(prompt.dropLast()), throughLayer: layer)
+        let (keys, query) = try session.keysAndQuery(ofNext: prompt.last!, atLayer: layer)
+        return keptIndices(keys: keys, query: query, config: model.config)
+    }
+
+    /// The selection from one layer's keys of the whole prompt and its last token's query.
+    package func keptIndices(keys: UnsafeBufferPointer<Float>, query: UnsafeBufferPointer<Float>, config c: ModelConfig) -> [Int] {
         let scores = Self.scores(query: query, keys: keys, heads: c.headCount, kvHeads: c.kvHeadCount, headDim: c.headDim)
-        return Self.select(Self.averagePooled(scores), keep: keep, forced: forcedIndices(count: prompt.count))
+        return Self.select(Self.averagePooled(scores), keep: keep, forced: forcedIndices(count: scores.count))
     }
 
     private func forcedIndices(count: Int) -> [Int] {

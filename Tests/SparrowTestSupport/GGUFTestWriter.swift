@@ -2,27 +2,29 @@ import Foundation
 import SparrowGGUF
 
 /// Little-endian byte building for hand-made GGUF files.
-struct ByteBuilder {
-    var bytes: [UInt8] = []
+public struct ByteBuilder {
+    public var bytes: [UInt8] = []
 
-    mutating func append<T: FixedWidthInteger>(_ value: T) {
+    public init() {}
+
+    public mutating func append<T: FixedWidthInteger>(_ value: T) {
         withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
     }
 
-    mutating func appendString(_ string: String) {
+    public mutating func appendString(_ string: String) {
         appendRawString(Array(string.utf8))
     }
 
-    mutating func appendRawString(_ utf8: [UInt8]) {
+    public mutating func appendRawString(_ utf8: [UInt8]) {
         append(UInt64(utf8.count))
         bytes.append(contentsOf: utf8)
     }
 
-    mutating func pad(to alignment: Int) {
+    public mutating func pad(to alignment: Int) {
         while bytes.count % alignment != 0 { bytes.append(0) }
     }
 
-    mutating func appendValue(_ value: GGUFValue) {
+    public mutating func appendValue(_ value: GGUFValue) {
         switch value {
         case .uint8(let v): append(v)
         case .int8(let v): append(v)
@@ -46,21 +48,41 @@ struct ByteBuilder {
 
 /// Writes small GGUF files for tests: metadata in the given order, tensors laid out at aligned
 /// offsets, and no padding after the last tensor (so any truncation cuts real data).
-struct GGUFTestWriter {
-    struct Tensor {
-        var name: String
-        var shape: [Int]
-        var typeID: UInt32
-        var data: [UInt8]
+public struct GGUFTestWriter {
+    public struct Tensor {
+        public var name: String
+        public var shape: [Int]
+        public var typeID: UInt32
+        public var data: [UInt8]
         /// Relative to the data section; nil lays tensors out one after another.
-        var offset: Int? = nil
+        public var offset: Int?
+
+        public init(name: String, shape: [Int], typeID: UInt32, data: [UInt8], offset: Int? = nil) {
+            self.name = name
+            self.shape = shape
+            self.typeID = typeID
+            self.data = data
+            self.offset = offset
+        }
+
+        /// An F32 tensor; `shape` is GGUF's, innermost dimension first.
+        public static func f32(_ name: String, shape: [Int], _ values: [Float]) -> Tensor {
+            precondition(values.count == shape.reduce(1, *))
+            return Tensor(name: name, shape: shape, typeID: 0, data: values.flatMap { withUnsafeBytes(of: $0.bitPattern.littleEndian, Array.init) })
+        }
     }
 
-    var version: UInt32 = 3
-    var metadata: [(key: String, value: GGUFValue)] = []
-    var tensors: [Tensor] = []
+    public var version: UInt32 = 3
+    public var metadata: [(key: String, value: GGUFValue)] = []
+    public var tensors: [Tensor] = []
 
-    static func typeID(_ value: GGUFValue) -> UInt32 {
+    public init(version: UInt32 = 3, metadata: [(key: String, value: GGUFValue)] = [], tensors: [Tensor] = []) {
+        self.version = version
+        self.metadata = metadata
+        self.tensors = tensors
+    }
+
+    public static func typeID(_ value: GGUFValue) -> UInt32 {
         switch value {
         case .uint8: 0
         case .int8: 1
@@ -80,13 +102,13 @@ struct GGUFTestWriter {
 
     /// The layout alignment: `general.alignment` when valid, else GGUF's default, so files
     /// with a bad alignment entry can still be written.
-    var alignment: Int {
+    public var alignment: Int {
         guard case .uint32(let a)? = metadata.first(where: { $0.key == "general.alignment" })?.value,
               a > 0, a & (a - 1) == 0 else { return 32 }
         return Int(a)
     }
 
-    func bytes() -> [UInt8] {
+    public func bytes() -> [UInt8] {
         var out = ByteBuilder()
         out.append(UInt32(0x4655_4747))
         out.append(version)
@@ -123,18 +145,18 @@ struct GGUFTestWriter {
 }
 
 /// Temporary files for one test, removed when it is released.
-final class TemporaryDirectory {
-    let url: URL
+public final class TemporaryDirectory {
+    public let url: URL
     private var counter = 0
 
-    init() {
+    public init() {
         url = FileManager.default.temporaryDirectory.appendingPathComponent("sparrow-gguf-tests-\(UUID().uuidString)")
         try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
     }
 
     deinit { try? FileManager.default.removeItem(at: url) }
 
-    func write(_ bytes: [UInt8]) -> String {
+    public func write(_ bytes: [UInt8]) -> String {
         counter += 1
         let path = url.appendingPathComponent("file\(counter).gguf").path
         _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
@@ -142,7 +164,7 @@ final class TemporaryDirectory {
     }
 
     /// The error opening `bytes` throws, or nil when it opens.
-    func openError(_ bytes: [UInt8]) -> String? {
+    public func openError(_ bytes: [UInt8]) -> String? {
         do {
             _ = try GGUFFile(path: write(bytes))
             return nil
@@ -151,5 +173,18 @@ final class TemporaryDirectory {
         } catch {
             return "unexpected error type: \(error)"
         }
+    }
+}
+
+/// Small deterministic generator (SplitMix64) so random test data and failures reproduce.
+public struct SplitMix64: RandomNumberGenerator {
+    public var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }
