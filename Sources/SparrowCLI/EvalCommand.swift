@@ -52,7 +52,9 @@ struct NeedleCommand: ParsableCommand {
         let evaluation = try needleOptions.evaluation(model: model, threads: modelOptions.threads)
         let cells = try evaluation.grid(lengths: needleOptions.lengthList(), depths: needleOptions.depthList(),
                                         filter: filter) { cell in
-            if !json { FileHandle.standardError.write(Data("length \(cell.length) depth \(cell.depth)%: \(cell.hit ? "hit" : "miss") (\(cell.answer.debugDescription))\n".utf8)) }
+            guard !json else { return }
+            let kept = cell.needleKept.map { ", \($0) of \(cell.needleTokens) needle tokens kept" } ?? ""
+            FileHandle.standardError.write(Data("length \(cell.length) depth \(cell.depth)%: \(cell.hit ? "hit" : "miss") (\(cell.answer.debugDescription))\(kept)\n".utf8))
         }
         let method = filter?.name ?? "full attention"
         if json {
@@ -129,7 +131,7 @@ struct NeedleOptions: ParsableArguments {
     }
 
     func evaluation(model: LanguageModel, threads: Int?) throws -> NeedleEvaluation {
-        let text = try readPrompt(inline: nil, file: haystack)
+        let text = try readText(file: haystack, role: "haystack")
         let builder = try NeedleHaystack(model: model, haystack: text, needle: needle, question: question, chat: !raw)
         let pool = ThreadPool(threadCount: threads ?? ProcessInfo.processInfo.activeProcessorCount)
         return NeedleEvaluation(model: model, haystack: builder, answer: answer, pool: pool)

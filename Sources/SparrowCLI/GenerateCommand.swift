@@ -107,9 +107,13 @@ struct GenerateCommand: ParsableCommand {
         } else {
             print()
             let t = result.timings
+            let filtered = t.keptTokens.map { kept in
+                kept < t.promptTokens ? " (prefilled \(kept) kept tokens after a \(format(t.filterSeconds * 1000)) ms filter)"
+                    : " (no filtering: the prompt is within the filter's \(options.promptFilter?.keep ?? kept) tokens)"
+            } ?? ""
             FileHandle.standardError.write(Data("""
                 ==========
-                Prompt: \(t.promptTokens) tokens, \(format(t.promptTokensPerSecond)) tokens-per-sec\(t.keptTokens.map { " (prefilled \($0) kept tokens after a \(format(t.filterSeconds * 1000)) ms filter)" } ?? "")
+                Prompt: \(t.promptTokens) tokens, \(format(t.promptTokensPerSecond)) tokens-per-sec\(filtered)
                 Generation: \(t.generatedTokens) tokens, \(format(t.generationTokensPerSecond)) tokens-per-sec
                 Peak memory: \(format(Double(peak) / 1e9)) GB
 

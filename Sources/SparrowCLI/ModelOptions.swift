@@ -37,25 +37,30 @@ struct CLIError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
+/// Reads a text file ("-" is standard input), rejecting invalid UTF-8; `role` names it in errors.
+func readText(file path: String, role: String) throws -> String {
+    let data: Data
+    if path == "-" {
+        data = FileHandle.standardInput.readDataToEndOfFile()
+    } else {
+        guard let contents = FileManager.default.contents(atPath: path) else {
+            throw CLIError("cannot read \(role) file \(path)")
+        }
+        data = contents
+    }
+    guard let text = String(validating: data, as: UTF8.self) else {
+        throw CLIError("\(role) file \(path) is not valid UTF-8")
+    }
+    return text
+}
+
 /// Reads a prompt given inline or from a file ("-" is standard input), rejecting invalid UTF-8.
 func readPrompt(inline: String?, file: String?) throws -> String {
     switch (inline, file) {
     case (let text?, nil):
         return text
     case (nil, let path?):
-        let data: Data
-        if path == "-" {
-            data = FileHandle.standardInput.readDataToEndOfFile()
-        } else {
-            guard let contents = FileManager.default.contents(atPath: path) else {
-                throw CLIError("cannot read prompt file \(path)")
-            }
-            data = contents
-        }
-        guard let text = String(validating: data, as: UTF8.self) else {
-            throw CLIError("prompt file \(path) is not valid UTF-8")
-        }
-        return text
+        return try readText(file: path, role: "prompt")
     case (nil, nil):
         throw ValidationError("give a prompt with -p TEXT or -f FILE")
     case (_?, _?):

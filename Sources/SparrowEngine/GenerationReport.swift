@@ -29,9 +29,14 @@ public struct GenerationReport: Encodable {
         let predictedN: Int
         let predictedMs: Double
         let predictedPerSecond: Double
-        /// With a prompt filter: the tokens it kept and its time (included in prompt_ms).
+        /// Time to first token (equal to prompt_ms, which includes any filter).
+        let ttftMs: Double
+        /// With a prompt filter: the tokens it kept, its time, the prefill of the kept tokens
+        /// (the two add up to prompt_ms), and whether it skipped a prompt within its budget.
         let keptN: Int?
         let filterMs: Double?
+        let prefillMs: Double?
+        let filterSkipped: Bool?
     }
 
     public init(_ result: GenerationResult, peakResidentBytes: Int) {
@@ -44,7 +49,10 @@ public struct GenerationReport: Encodable {
         timings = Timings(
             promptN: t.promptTokens, promptMs: t.promptSeconds * 1000, promptPerSecond: t.promptTokensPerSecond,
             predictedN: t.generatedTokens, predictedMs: t.generationSeconds * 1000, predictedPerSecond: t.generationTokensPerSecond,
-            keptN: t.keptTokens, filterMs: t.keptTokens.map { _ in t.filterSeconds * 1000 }
+            ttftMs: t.promptSeconds * 1000,
+            keptN: t.keptTokens, filterMs: t.keptTokens.map { _ in t.filterSeconds * 1000 },
+            prefillMs: t.keptTokens.map { _ in (t.promptSeconds - t.filterSeconds) * 1000 },
+            filterSkipped: t.keptTokens.map { $0 >= t.promptTokens }
         )
         peakRssBytes = peakResidentBytes
     }

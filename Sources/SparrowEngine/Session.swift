@@ -122,7 +122,7 @@ public final class Session: @unchecked Sendable {
 
     /// Runs `tokens` from an empty cache through layers 0..<layer and layer `layer` up to its
     /// rotary embedding, in chunks: the cache then holds only those layers' keys (and values
-    /// before `layer`), enough for `keysAndQuery(ofNext:atLayer:)` at that layer. Evaluation
+    /// before `layer`), enough for `keysAndQueries(ofNext:atLayer:)` at that layer. Evaluation
     /// afterwards needs `truncate(to: 0)`.
     package func prefill(_ tokens: [Int], throughLayer layer: Int) throws {
         try checkLayer(layer)
@@ -137,18 +137,20 @@ public final class Session: @unchecked Sendable {
         }
     }
 
-    /// Runs `token` at the next position through layers 0..<layer and layer `layer` up to its
-    /// rotary embedding, without adding it to the cache, and returns that layer's post-RoPE
-    /// keys of every cached token and this one (`[token][kvHead][headDim]`) and this token's
-    /// post-RoPE query (`[head][headDim]`): what GemFilter scores prompt tokens with. The
-    /// buffers stay valid until the session's next evaluation.
-    package func keysAndQuery(ofNext token: Int, atLayer layer: Int) throws -> (keys: UnsafeBufferPointer<Float>, query: UnsafeBufferPointer<Float>) {
+    /// Runs `next` (at most one chunk) at the next positions through layers 0..<layer and
+    /// layer `layer` up to its rotary embedding, without adding them to the cache, and returns
+    /// that layer's post-RoPE keys of every cached token and these (`[token][kvHead][headDim]`)
+    /// and these tokens' post-RoPE queries (`[token][head][headDim]`): what GemFilter scores
+    /// prompt tokens with. The buffers stay valid until the session's next evaluation.
+    package func keysAndQueries(ofNext next: [Int], atLayer layer: Int) throws -> (keys: UnsafeBufferPointer<Float>, queries: UnsafeBufferPointer<Float>) {
         try checkLayer(layer)
-        try checkAppendable([token], throughLayer: layer)
+        try checkAppendable(next, throughLayer: layer)
+        guard next.count <= batchCapacity else { throw EvaluationError(description: "\(next.count) query tokens exceed one chunk of \(batchCapacity)") }
         let c = model.config
-        forward([token], logitsFrom: 1, stopAfterRopeOf: layer, into: logitsBuffer)
-        tokens.removeLast()
-        return (UnsafeBufferPointer(start: keys[layer], count: (count + 1) * c.kvDim), UnsafeBufferPointer(start: buffers.query, count: c.qDim))
+        forward(next[...], logitsFrom: next.count, stopAfterRopeOf: layer, into: logitsBuffer)
+        tokens.removeLast(next.count)
+        return (UnsafeBufferPointer(start: keys[layer], count: (count + next.count) * c.kvDim),
+                UnsafeBufferPointer(start: buffers.query, count: next.count * c.qDim))
     }
 
     private func checkLayer(_ layer: Int) throws {

@@ -13,11 +13,31 @@ import Testing
             -1, 5, 0, 2,
         ]
         let scores = query.withUnsafeBufferPointer { q in
-            keys.withUnsafeBufferPointer { GemFilter.scores(query: q, keys: $0, heads: 4, kvHeads: 2, headDim: 2) }
+            keys.withUnsafeBufferPointer { GemFilter.scores(queries: q, keys: $0, heads: 4, kvHeads: 2, headDim: 2) }
         }
         // Heads 0 and 1 read kv head 0, heads 2 and 3 kv head 1; no scaling, no softmax.
         let expected: [Float] = [5, 1, 2]  // (1 + 2 + 6 - 4), (0 + 0 + 2 - 1), (-1 + 5 + 0 - 2)
         #expect(scores == expected)
+    }
+
+    @Test func aQueryWindowScoresCausallyAndAttentionScoringGivesEachHeadOneVote() {
+        // One head of size 1, three tokens; the last two tokens' queries score.
+        let keys: [Float] = [1, 2, 3]
+        let queries: [Float] = [10, 1]
+        let raw = queries.withUnsafeBufferPointer { q in
+            keys.withUnsafeBufferPointer { GemFilter.scores(queries: q, keys: $0, heads: 1, kvHeads: 1, headDim: 1) }
+        }
+        // Query 0 (token 1) sees tokens 0 and 1; query 1 (token 2) sees all three.
+        #expect(raw == [10 + 1, 20 + 2, 3])
+        let attention = queries.withUnsafeBufferPointer { q in
+            keys.withUnsafeBufferPointer { GemFilter.scores(queries: q, keys: $0, heads: 1, kvHeads: 1, headDim: 1, attentionScale: 0.5) }
+        }
+        let first = [exp(5.0), exp(10.0)], second = [exp(0.5), exp(1.0), exp(1.5)]
+        let expected = [first[0] / (first[0] + first[1]) + second[0] / second.reduce(0, +),
+                        first[1] / (first[0] + first[1]) + second[1] / second.reduce(0, +),
+                        second[2] / second.reduce(0, +)]
+        #expect(zip(attention, expected).allSatisfy { abs(Double($0) - $1) < 1e-6 })
+        #expect(abs(attention.reduce(0, +) - 2) < 1e-6, "each query's head spreads one unit")
     }
 
     @Test func averagePoolOfFiveCountsPaddingAsZero() {
@@ -136,12 +156,13 @@ import Testing
         try Data("abc".utf8).write(to: file)
         let sha256 = try store.sha256(ofModelAt: file.path)
         #expect(sha256 == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
-        #expect(GemFilterCalibration.layer(for: sha256, store: store) == nil)
+        #expect(GemFilterCalibration.layer(for: sha256, scoring: .raw, queryWindow: 1, store: store) == nil)
 
         let trials = (0...3).map { GemFilterCalibration.LayerTrial(layer: $0, needleRetention: [1, 0.5], hits: $0 == 3 ? 2 : nil) }
-        let calibration = GemFilterCalibration(modelSHA256: sha256, layer: 3, keep: 64, lengths: [2048], depths: [0, 50],
-                                               minRetention: 0.5, fullAttentionHits: 2, trials: trials)
+        let calibration = GemFilterCalibration(modelSHA256: sha256, scoring: "attention", queryWindow: 32, layer: 3, keep: 64, lengths: [2048],
+                                               depths: [0, 50], minRetention: 0.5, fullAttentionHits: 2, trials: trials)
         try calibration.save(store: store)
-        #expect(GemFilterCalibration.layer(for: sha256, store: store) == 3)
+        #expect(GemFilterCalibration.layer(for: sha256, scoring: .attention, queryWindow: 32, store: store) == 3)
+        #expect(GemFilterCalibration.layer(for: sha256, scoring: .raw, queryWindow: 1, store: store) == nil, "a calibration is for one way of scoring")
     }
 }

@@ -118,12 +118,18 @@ private struct TinyModel {
         let session = Session(model: model, contextSize: prompt.count, pool: pool)
         try session.evaluate(Array(prompt.dropLast()))
         for layer in 0..<TinyModel.layers {
-            let filter = GemFilter(layer: layer, keep: 10)
-            let (keys, query) = try session.keysAndQuery(ofNext: prompt.last!, atLayer: layer)
-            #expect(keys.count == prompt.count * TinyModel.kvHeads * TinyModel.headDim)
-            #expect(filter.keptIndices(keys: keys, query: query, config: model.config) == (try filter.keptIndices(of: prompt, model: model, pool: pool)))
+            for (scoring, window) in [(GemFilter.Scoring.raw, 1), (.attention, 4)] {
+                let filter = GemFilter(layer: layer, keep: 10, scoring: scoring, queryWindow: window)
+                let scored = prompt.count - window
+                if session.count > scored { session.truncate(to: scored) }
+                if session.count < scored { try session.evaluate(Array(prompt[session.count..<scored])) }
+                let (keys, queries) = try session.keysAndQueries(ofNext: Array(prompt.suffix(window)), atLayer: layer)
+                #expect(keys.count == prompt.count * TinyModel.kvHeads * TinyModel.headDim)
+                #expect(session.count == prompt.count - window, "the probed tokens are not cached")
+                #expect(filter.keptIndices(keys: keys, queries: queries, config: model.config)
+                    == (try filter.keptIndices(of: prompt, model: model, pool: pool)))
+            }
         }
-        #expect(session.count == prompt.count - 1, "the probed token is not cached")
     }
 
     @Test func aPartialPassCannotBeEvaluatedOn() throws {
@@ -132,8 +138,8 @@ private struct TinyModel {
         try session.prefill([1, 2, 3], throughLayer: 0)
         #expect(session.reusablePrefix(of: [1, 2, 3, 4]) == 0)
         #expect(throws: EvaluationError.self) { try session.evaluate([4]) }
-        #expect(throws: EvaluationError.self) { try session.keysAndQuery(ofNext: 4, atLayer: 1) }
-        _ = try session.keysAndQuery(ofNext: 4, atLayer: 0)
+        #expect(throws: EvaluationError.self) { try session.keysAndQueries(ofNext: [4], atLayer: 1) }
+        _ = try session.keysAndQueries(ofNext: [4], atLayer: 0)
         session.truncate(to: 0)
         try session.evaluate([1, 2, 3])
         #expect(session.reusablePrefix(of: [1, 2, 3, 4]) == 3)

@@ -1,3 +1,4 @@
+import Foundation
 import SparrowKernels
 
 /// GemFilter (arXiv 2409.17422): an early layer chooses the prompt tokens that matter.
@@ -8,32 +9,57 @@ import SparrowKernels
 /// are smoothed by an average pool of width 5 (zero padding counts), and the `keep` best
 /// tokens are kept in their original order. Prompts of at most `keep` tokens are kept whole.
 public struct GemFilter: PromptFilter {
+    /// How one layer's query-key products become a score per token.
+    public enum Scoring: String, Sendable, CaseIterable {
+        /// The paper's: raw dot products summed over query heads.
+        case raw
+        /// Sparrow's variant: each head's attention probabilities (scaled, softmaxed over the
+        /// prompt) summed over heads, so every head has the same say. Raw sums let the heads
+        /// with the largest products (often positional ones) decide alone.
+        case attention
+    }
+
     public let layer: Int
     public let keep: Int
     /// Also keep the first token and the last `trailingWindow` tokens (0: pure GemFilter).
     public let trailingWindow: Int
+    public let scoring: Scoring
+    /// How many of the prompt's last tokens score it with their queries (1: the paper's last
+    /// token only). More lets the question's own words look for what they ask about, as
+    /// SnapKV's observation window does; each query scores only the tokens before it.
+    public let queryWindow: Int
 
     public static let poolWidth = 5
 
-    public init(layer: Int, keep: Int = 1024, trailingWindow: Int = 0) {
+    public init(layer: Int, keep: Int = 1024, trailingWindow: Int = 0, scoring: Scoring = .raw, queryWindow: Int = 1) {
         self.layer = layer
         self.keep = keep
         self.trailingWindow = trailingWindow
+        self.scoring = scoring
+        self.queryWindow = queryWindow
     }
 
-    public var name: String { "gemfilter(layer \(layer), keep \(keep))" }
+    public var name: String {
+        "gemfilter(layer \(layer), keep \(keep)" + (scoring == .raw ? "" : ", \(scoring.rawValue) scoring")
+            + (queryWindow == 1 ? "" : ", \(queryWindow) queries") + ")"
+    }
 
     public func keptIndices(of prompt: [Int], model: TransformerModel, pool: ThreadPool) throws -> [Int] {
         guard prompt.count > keep else { return Array(prompt.indices) }
         let session = Session(model: model, contextSize: prompt.count, pool: pool)
-        try session.prefill(Array(prompt.dropLast()), throughLayer: layer)
-        let (keys, query) = try session.keysAndQuery(ofNext: prompt.last!, atLayer: layer)
-        return keptIndices(keys: keys, query: query, config: model.config)
+        let window = queryTokens(of: prompt.count)
+        try session.prefill(Array(prompt.dropLast(window)), throughLayer: layer)
+        let (keys, queries) = try session.keysAndQueries(ofNext: Array(prompt.suffix(window)), atLayer: layer)
+        return keptIndices(keys: keys, queries: queries, config: model.config)
     }
 
-    /// The selection from one layer's keys of the whole prompt and its last token's query.
-    package func keptIndices(keys: UnsafeBufferPointer<Float>, query: UnsafeBufferPointer<Float>, config c: ModelConfig) -> [Int] {
-        let scores = Self.scores(query: query, keys: keys, heads: c.headCount, kvHeads: c.kvHeadCount, headDim: c.headDim)
+    /// How many trailing tokens of a prompt of `count` score it (at least one token is scored).
+    package func queryTokens(of count: Int) -> Int { min(queryWindow, count - 1) }
+
+    /// The selection from one layer's keys of the whole prompt and its last tokens' queries.
+    package func keptIndices(keys: UnsafeBufferPointer<Float>, queries: UnsafeBufferPointer<Float>, config c: ModelConfig) -> [Int] {
+        let scores = Self.scores(queries: queries, keys: keys, heads: c.headCount, kvHeads: c.kvHeadCount, headDim: c.headDim,
+                                 attentionScale: scoring == .attention ? c.attentionScale : nil)
         return Self.select(Self.averagePooled(scores), keep: keep, forced: forcedIndices(count: scores.count))
     }
 
@@ -42,19 +68,35 @@ public struct GemFilter: PromptFilter {
         return [0] + Array(max(1, count - trailingWindow)..<count)
     }
 
-    /// score[j] = sum over heads h of query[h] · keys[j][h / (heads / kvHeads)].
-    package static func scores(query: UnsafeBufferPointer<Float>, keys: UnsafeBufferPointer<Float>, heads: Int, kvHeads: Int, headDim: Int) -> [Float] {
-        let group = heads / kvHeads, kvDim = kvHeads * headDim
-        return (0..<keys.count / kvDim).map { j in
-            var total: Float = 0
+    /// score[j] = sum over the queries (the last tokens, in order) and their heads h of
+    /// query[h] · keys[j][h / (heads / kvHeads)], or with an `attentionScale`, of softmax over j
+    /// of those products times the scale. A query sees only the keys up to its own token.
+    package static func scores(queries: UnsafeBufferPointer<Float>, keys: UnsafeBufferPointer<Float>, heads: Int, kvHeads: Int, headDim: Int,
+                               attentionScale: Float? = nil) -> [Float] {
+        let group = heads / kvHeads, kvDim = kvHeads * headDim, qDim = heads * headDim
+        let count = keys.count / kvDim, queryCount = queries.count / qDim
+        var total = [Float](repeating: 0, count: count)
+        var head = [Float](repeating: 0, count: count)
+        for i in 0..<queryCount {
+            let visible = count - queryCount + i + 1
             for h in 0..<heads {
-                let q = query.baseAddress! + h * headDim, k = keys.baseAddress! + j * kvDim + (h / group) * headDim
-                var dot: Float = 0
-                for d in 0..<headDim { dot = dot.addingProduct(q[d], k[d]) }
-                total += dot
+                let q = queries.baseAddress! + i * qDim + h * headDim
+                for j in 0..<visible {
+                    let k = keys.baseAddress! + j * kvDim + (h / group) * headDim
+                    var dot: Float = 0
+                    for d in 0..<headDim { dot = dot.addingProduct(q[d], k[d]) }
+                    head[j] = dot
+                }
+                if let attentionScale {
+                    let top = head[..<visible].max()!
+                    for j in 0..<visible { head[j] = expf((head[j] - top) * attentionScale) }
+                    let sum = head[..<visible].reduce(0, +)
+                    for j in 0..<visible { head[j] /= sum }
+                }
+                for j in 0..<visible { total[j] += head[j] }
             }
-            return total
         }
+        return total
     }
 
     /// Mean over a window of `poolWidth` centred on each position; outside the prompt counts as 0.

@@ -17,6 +17,8 @@ public struct GemFilterCalibration: Codable, Sendable {
     }
 
     public let modelSHA256: String
+    public let scoring: String
+    public let queryWindow: Int
     public let layer: Int
     public let keep: Int
     public let lengths: [Int]
@@ -40,7 +42,7 @@ public struct GemFilterCalibration: Codable, Sendable {
     /// selection (each layer's keys are in the cache; the last token's query is recomputed up
     /// to each layer); then layers are tried upwards, replying from their kept tokens only.
     public static func run(_ evaluation: NeedleEvaluation, modelSHA256: String, lengths: [Int], depths: [Int], keep: Int,
-                           minRetention: Double, log: (String) -> Void = { _ in }) throws -> GemFilterCalibration {
+                           scoring: GemFilter.Scoring = .raw, queryWindow: Int = 1, minRetention: Double, log: (String) -> Void = { _ in }) throws -> GemFilterCalibration {
         let model = evaluation.model.transformer, layers = model.config.layerCount
         var prompts: [(tokens: [Int], keptByLayer: [[Int]], retention: [Double])] = []
         var fullHits = 0
@@ -51,8 +53,11 @@ public struct GemFilterCalibration: Codable, Sendable {
                 try session.evaluate(Array(prompt.tokens.dropLast()))
                 var keptByLayer: [[Int]] = []
                 for layer in 0..<layers {
-                    let (keys, query) = try session.keysAndQuery(ofNext: prompt.tokens.last!, atLayer: layer)
-                    keptByLayer.append(GemFilter(layer: layer, keep: keep).keptIndices(keys: keys, query: query, config: model.config))
+                    let filter = GemFilter(layer: layer, keep: keep, scoring: scoring, queryWindow: queryWindow)
+                    let window = filter.queryTokens(of: prompt.tokens.count)
+                    session.truncate(to: prompt.tokens.count - window)
+                    let (keys, queries) = try session.keysAndQueries(ofNext: Array(prompt.tokens.suffix(window)), atLayer: layer)
+                    keptByLayer.append(filter.keptIndices(keys: keys, queries: queries, config: model.config))
                 }
                 let retention = keptByLayer.map { Double(prompt.needleKept(by: $0)) / Double(prompt.needleCount) }
                 let hit = evaluation.isHit(try evaluation.reply(to: prompt.tokens, in: session))
@@ -78,29 +83,37 @@ public struct GemFilterCalibration: Codable, Sendable {
                 + (hits.map { "\($0)/\(prompts.count) hits" } ?? "not tried"))
             if let hits, hits >= fullHits { break }
         }
-        return GemFilterCalibration(modelSHA256: modelSHA256, layer: trials.count - 1, keep: keep, lengths: lengths, depths: depths,
-                                    minRetention: minRetention, fullAttentionHits: fullHits, trials: trials)
+        return GemFilterCalibration(modelSHA256: modelSHA256, scoring: scoring.rawValue, queryWindow: queryWindow, layer: trials.count - 1,
+                                    keep: keep, lengths: lengths, depths: depths, minRetention: minRetention, fullAttentionHits: fullHits,
+                                    trials: trials)
     }
 
-    /// `<models directory>/calibration/<sha256>.gemfilter.json`.
-    public static func file(for modelSHA256: String, store: ModelStore = ModelStore()) -> URL {
-        store.directory.appendingPathComponent("calibration/\(modelSHA256).gemfilter.json")
+    /// Calibrations are per model and per way of scoring: "<sha256>/raw-1" for the paper's.
+    static func key(_ modelSHA256: String, scoring: GemFilter.Scoring, queryWindow: Int) -> String {
+        "\(modelSHA256)/\(scoring.rawValue)-\(queryWindow)"
     }
+
+    /// `<models directory>/calibration/<sha256>.gemfilter-<scoring>-<window>.json`.
+    public static func file(for modelSHA256: String, scoring: GemFilter.Scoring, queryWindow: Int, store: ModelStore = ModelStore()) -> URL {
+        store.directory.appendingPathComponent("calibration/\(modelSHA256).gemfilter-\(scoring.rawValue)-\(queryWindow).json")
+    }
+
+    public var file: URL { Self.file(for: modelSHA256, scoring: GemFilter.Scoring(rawValue: scoring) ?? .raw, queryWindow: queryWindow) }
 
     public func save(store: ModelStore = ModelStore()) throws {
-        let url = Self.file(for: modelSHA256, store: store)
+        let url = Self.file(for: modelSHA256, scoring: GemFilter.Scoring(rawValue: scoring) ?? .raw, queryWindow: queryWindow, store: store)
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try encoder.encode(self).write(to: url, options: .atomic)
     }
 
-    /// The calibrated layer for a model: saved here, else built in, else nil.
-    public static func layer(for modelSHA256: String, store: ModelStore = ModelStore()) -> Int? {
-        if let data = try? Data(contentsOf: file(for: modelSHA256, store: store)),
+    /// The calibrated layer for a model and way of scoring: saved here, else built in, else nil.
+    public static func layer(for modelSHA256: String, scoring: GemFilter.Scoring, queryWindow: Int, store: ModelStore = ModelStore()) -> Int? {
+        if let data = try? Data(contentsOf: file(for: modelSHA256, scoring: scoring, queryWindow: queryWindow, store: store)),
            let saved = try? JSONDecoder().decode(GemFilterCalibration.self, from: data) {
             return saved.layer
         }
-        return builtIn[modelSHA256]
+        return builtIn[key(modelSHA256, scoring: scoring, queryWindow: queryWindow)]
     }
 }

@@ -1,0 +1,79 @@
+#!/usr/bin/env python3
+"""GemFilter against full attention and the two baselines on the same needle prompts.
+
+Runs `sparrow eval needle --json` once per method (each in its own process, so peak memory is
+the method's own), same model, haystack, lengths and depths, and prints one table: per method
+and length, the hits over the depths, the median time to first token, the largest peak RSS, and
+the ratios to full attention. Dev-time only; needs a release build
+(`swift build -c release --product sparrow`).
+
+  python3 scripts/needle_grid.py -m qwen2.5-coder-0.5b \\
+      --haystack ../shared/data/austen/pride_and_prejudice.txt --lengths 8k,16k \\
+      [--depths 0,25,50,75,100] [--keep 1024] [--gemfilter-args "--gemfilter-layer 5"] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+SPARROW = Path(__file__).resolve().parent.parent / ".build" / "release" / "sparrow"
+
+
+def run(args: argparse.Namespace, method: list[str]) -> dict:
+    command = [str(SPARROW), "eval", "needle", "-m", args.model, "--haystack", args.haystack,
+               "--lengths", args.lengths, "--depths", args.depths, "--gemfilter-keep", str(args.keep),
+               "--json", *method]
+    print("$ " + shlex.join(command), file=sys.stderr, flush=True)
+    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-m", "--model", required=True)
+    parser.add_argument("--haystack", required=True)
+    parser.add_argument("--lengths", default="8k,16k")
+    parser.add_argument("--depths", default="0,25,50,75,100")
+    parser.add_argument("--keep", type=int, default=1024)
+    parser.add_argument("--gemfilter-args", default="", help="extra flags for the GemFilter run")
+    parser.add_argument("--skip-full", action="store_true", help="leave out full attention (no ratios)")
+    parser.add_argument("--json", help="also write every method's cells to this file")
+    args = parser.parse_args()
+
+    methods = {} if args.skip_full else {"full attention": []}
+    methods["GemFilter"] = ["--gemfilter", *shlex.split(args.gemfilter_args)]
+    methods["last-k"] = ["--baseline", "last"]
+    methods["sinks"] = ["--baseline", "sinks"]
+    reports = {name: run(args, flags) for name, flags in methods.items()}
+    if args.json:
+        Path(args.json).write_text(json.dumps(reports, indent=1))
+
+    full = reports.get("full attention")
+    print(f"{args.model}, keep {args.keep}, depths {args.depths}; per length: hits, median time to first token, "
+          "largest peak RSS (ratios to full attention)\n")
+    print("| method | length | hits | needle tokens kept | TTFT median | vs full | peak RSS | vs full |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, report in reports.items():
+        for length in sorted({c["length"] for c in report["cells"]}):
+            cells = [c for c in report["cells"] if c["length"] == length]
+            ttft = statistics.median(c["ttft_ms"] for c in cells) / 1000
+            peak = max(c["peak_rss_bytes"] for c in cells) / 2**20
+            kept = "" if cells[0].get("needle_kept") is None else \
+                f'{sum(c["needle_kept"] for c in cells)}/{sum(c["needle_tokens"] for c in cells)}'
+            speed = memory = ""
+            if full and name != "full attention":
+                reference = [c for c in full["cells"] if c["length"] == length]
+                speed = f'{statistics.median(c["ttft_ms"] for c in reference) / 1000 / ttft:.2f}x'
+                memory = f'{peak / (max(c["peak_rss_bytes"] for c in reference) / 2**20):.2f}x'
+            hits = sum(c["hit"] for c in cells)
+            print(f"| {report['method']} | {length} | {hits}/{len(cells)} | {kept} | {ttft:.1f} s | {speed} | {peak:.0f} MiB | {memory} |")
+
+
+if __name__ == "__main__":
+    main()
