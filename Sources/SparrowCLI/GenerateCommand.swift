@@ -10,6 +10,7 @@ struct GenerateCommand: ParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var gemFilterOptions: GemFilterOptions
+    @OptionGroup var speculationFlags: SpeculationFlags
 
     @Option(name: [.customShort("p"), .long], help: "The prompt text.")
     var prompt: String?
@@ -95,15 +96,24 @@ struct GenerateCommand: ParsableCommand {
         options.sampling.repeatLastN = repeatLastN
         if let seed { options.sampling.seed = seed }
         options.promptFilter = try gemFilterOptions.filter(for: model)
+        options.speculation = try speculationFlags.options(target: model, session: session)
 
         let generator = Generator(tokenizer: model.tokenizer, session: session)
+        // The plain run first, so the speculative run's report is the one printed.
+        var plain: GenerationResult?
+        if speculationFlags.compare {
+            var plainOptions = options
+            plainOptions.speculation = nil
+            plain = try generator.generate(prompt: promptTokens, options: plainOptions)
+            session.truncate(to: 0)
+        }
         let stdout = FileHandle.standardOutput
         let result = try generator.generate(prompt: promptTokens, options: options) { piece in
             if !json { stdout.write(Data(piece.utf8)) }
         }
         let peak = ProcessMemory.peakResidentBytes
         if json {
-            print(try GenerationReport(result, peakResidentBytes: peak).jsonString())
+            print(try GenerationReport(result, peakResidentBytes: peak, plain: plain).jsonString())
         } else {
             print()
             let t = result.timings
@@ -114,7 +124,7 @@ struct GenerateCommand: ParsableCommand {
             FileHandle.standardError.write(Data("""
                 ==========
                 Prompt: \(t.promptTokens) tokens, \(format(t.promptTokensPerSecond)) tokens-per-sec\(filtered)
-                Generation: \(t.generatedTokens) tokens, \(format(t.generationTokensPerSecond)) tokens-per-sec
+                Generation: \(t.generatedTokens) tokens, \(format(t.generationTokensPerSecond)) tokens-per-sec\(speculationLine(result, plain: plain))
                 Peak memory: \(format(Double(peak) / 1e9)) GB
 
                 """.utf8))
@@ -122,4 +132,16 @@ struct GenerateCommand: ParsableCommand {
     }
 
     private func format(_ x: Double) -> String { String(format: "%.3f", x) }
+
+    private func speculationLine(_ result: GenerationResult, plain: GenerationResult?) -> String {
+        guard let stats = result.speculation else { return "" }
+        var line = "\nDrafts: \(stats.drafted) drafted, \(stats.accepted) accepted (\(format(stats.acceptanceRate * 100))%), "
+            + "\(format(stats.meanAcceptedLength)) accepted per verification"
+        if let plain {
+            let speed = plain.timings.generationTokensPerSecond
+            line += "\nPlain decoding: \(format(speed)) tokens-per-sec; speculative \(format(result.timings.generationTokensPerSecond / speed))x"
+                + (plain.generatedTokens == result.generatedTokens ? "" : " (outputs differ)")
+        }
+        return line
+    }
 }

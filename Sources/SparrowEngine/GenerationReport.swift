@@ -9,6 +9,17 @@ public struct GenerationReport: Encodable {
     let topLogprobs: [[TokenLogprob]]?
     let timings: Timings
     let peakRssBytes: Int
+    let speculation: Speculation?
+
+    struct Speculation: Encodable {
+        let drafted: Int
+        let accepted: Int
+        let acceptanceRate: Double
+        let meanAcceptedLength: Double
+        /// With a plain run of the same prompt beside it: its decode speed and the ratio.
+        let plainPredictedPerSecond: Double?
+        let speedup: Double?
+    }
 
     struct TokenLogprob: Encodable {
         let token: Int
@@ -39,7 +50,8 @@ public struct GenerationReport: Encodable {
         let filterSkipped: Bool?
     }
 
-    public init(_ result: GenerationResult, peakResidentBytes: Int) {
+    /// - Parameter plain: the same prompt decoded without speculation, for the speed ratio.
+    public init(_ result: GenerationResult, peakResidentBytes: Int, plain: GenerationResult? = nil) {
         promptTokens = result.promptTokens
         generatedTokens = result.generatedTokens
         text = result.text
@@ -55,6 +67,12 @@ public struct GenerationReport: Encodable {
             filterSkipped: t.keptTokens.map { $0 >= t.promptTokens }
         )
         peakRssBytes = peakResidentBytes
+        speculation = result.speculation.map { stats in
+            let plainSpeed = plain?.timings.generationTokensPerSecond
+            return Speculation(drafted: stats.drafted, accepted: stats.accepted, acceptanceRate: stats.acceptanceRate,
+                               meanAcceptedLength: stats.meanAcceptedLength, plainPredictedPerSecond: plainSpeed,
+                               speedup: plainSpeed.map { $0 > 0 ? t.generationTokensPerSecond / $0 : 0 })
+        }
     }
 
     public func jsonString() throws -> String {

@@ -11,6 +11,8 @@ public struct GenerationOptions: Sendable {
     public var logprobs = 0
     /// Chooses the prompt tokens to prefill (GemFilter or a baseline); nil prefills them all.
     public var promptFilter: (any PromptFilter)?
+    /// Drafts tokens for the model to verify several at a time (speculative decoding).
+    public var speculation: SpeculationOptions?
 
     public init() {}
 }
@@ -49,6 +51,8 @@ public struct GenerationResult: Sendable {
     /// Per generated position, the most likely tokens under the model's raw distribution.
     public var topLogprobs: [[(token: Int, logProbability: Float)]] = []
     public var timings = GenerationTimings()
+    /// With speculative decoding: how the drafts fared.
+    public var speculation: SpeculationStats?
 }
 
 /// The decode loop: prefill the prompt, then sample, stream and stop.
@@ -90,30 +94,57 @@ public struct Generator {
         let reused = session.reusablePrefix(of: prefilled)
         session.truncate(to: reused)
         result.timings.reusedTokens = reused
-        var logits = try session.evaluate(Array(prefilled[reused...]))
+        let logits = try session.evaluate(Array(prefilled[reused...]))
         let prefillEnd = DispatchTime.now()
         result.timings.promptTokens = prompt.count
         result.timings.promptSeconds = seconds(start, prefillEnd)
 
         var stoppedByString = false
-        while result.generatedTokens.count < options.maxTokens {
-            if options.logprobs > 0 {
-                result.topLogprobs.append(topLogProbabilities(logits.last, count: options.logprobs))
-            }
-            let token = sampler.sample(logits.last, history: history)
+        /// Takes `token`, chosen from `row`'s logits, into the reply; false when the reply ends.
+        func emit(_ token: Int, from row: UnsafeBufferPointer<Float>) -> Bool {
             if tokenizer.isEndOfGeneration(token) {
-                if options.logprobs > 0 { result.topLogprobs.removeLast() }
                 result.finishReason = .stop
-                break
+                return false
             }
+            if options.logprobs > 0 { result.topLogprobs.append(topLogProbabilities(row, count: options.logprobs)) }
             result.generatedTokens.append(token)
             history.append(token)
             if stops.append(detokenizer.append(token), emit: onText) {
                 stoppedByString = true
-                break
+                return false
             }
-            guard result.generatedTokens.count < options.maxTokens, session.count < session.capacity else { break }
-            logits = try session.evaluate([token])
+            return result.generatedTokens.count < options.maxTokens
+        }
+
+        var drafter = options.speculation
+        if drafter != nil { result.speculation = SpeculationStats() }
+        var row = logits.last
+        // A token the verification already chose, not yet emitted.
+        var chosen: Int?
+        while result.generatedTokens.count < options.maxTokens {
+            let token = chosen ?? sampler.sample(row, history: history)
+            chosen = nil
+            guard emit(token, from: row), session.count < session.capacity else { break }
+            let room = min(drafter?.maxDraft ?? 0, options.maxTokens - result.generatedTokens.count - 1, session.capacity - session.count - 1)
+            let drafts = try room > 0 ? drafter!.source.draft(after: history, count: room, sampler: &sampler) : []
+            if drafts.isEmpty {
+                row = try session.evaluate([token]).last
+                continue
+            }
+            // One pass over the token and its drafts gives the distribution after each prefix.
+            let base = session.count
+            let rows = try session.evaluate([token] + drafts.map(\.token), logits: .all)
+            let targets = (0...drafts.count).map { i in sampler.distribution(rows[i], history: history + drafts[..<i].map(\.token)) }
+            let verdict = SpeculativeSampling.verify(drafts, target: targets, sampler: &sampler)
+            result.speculation!.drafted += drafts.count
+            result.speculation!.accepted += verdict.accepted
+            result.speculation!.verifications += 1
+            session.truncate(to: base + 1 + verdict.accepted)
+            var open = true
+            for (i, draft) in drafts.prefix(verdict.accepted).enumerated() where open { open = emit(draft.token, from: rows[i]) }
+            guard open else { break }
+            chosen = verdict.next
+            row = rows[verdict.accepted]
         }
         if !stoppedByString {
             stoppedByString = stops.append(detokenizer.finish(), emit: onText)

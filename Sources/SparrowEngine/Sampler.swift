@@ -19,6 +19,38 @@ public struct SamplingParameters: Sendable, Equatable {
     public init() {}
 }
 
+/// A next-token distribution over a few candidates (every other token has probability 0),
+/// most likely first.
+public struct TokenDistribution: Sendable, Equatable {
+    public var tokens: [Int]
+    public var probabilities: [Float]
+
+    public init(tokens: [Int], probabilities: [Float]) {
+        self.tokens = tokens
+        self.probabilities = probabilities
+    }
+
+    /// All the mass on one token (greedy decoding, or a deterministic draft).
+    public static func certain(_ token: Int) -> TokenDistribution { TokenDistribution(tokens: [token], probabilities: [1]) }
+
+    public func probability(of token: Int) -> Float {
+        tokens.firstIndex(of: token).map { probabilities[$0] } ?? 0
+    }
+
+    /// max(0, self - other), renormalised: what speculative sampling draws from after
+    /// rejecting a draft from `other`. Nil when nothing is left (self ≤ other everywhere).
+    public func residual(after other: TokenDistribution) -> TokenDistribution? {
+        var kept: [(Int, Float)] = []
+        for (token, p) in zip(tokens, probabilities) {
+            let left = p - other.probability(of: token)
+            if left > 0 { kept.append((token, left)) }
+        }
+        let total = kept.reduce(0) { $0 + $1.1 }
+        guard total > 0 else { return nil }
+        return TokenDistribution(tokens: kept.map(\.0), probabilities: kept.map { $0.1 / total })
+    }
+}
+
 /// Picks next tokens from logits; the same parameters and seed give the same choices.
 public struct Sampler: Sendable {
     public let parameters: SamplingParameters
@@ -30,8 +62,16 @@ public struct Sampler: Sendable {
         random = Xoshiro256(seed: parameters.seed)
     }
 
+    public var isGreedy: Bool { parameters.temperature <= 0 }
+
     /// Chooses the next token given the logits and the tokens seen so far (prompt + output).
     public mutating func sample(_ logits: UnsafeBufferPointer<Float>, history: [Int]) -> Int {
+        draw(from: distribution(logits, history: history))
+    }
+
+    /// The distribution `sample` draws from: the repetition penalty, then greedy's certainty or
+    /// temperature with the top-k, top-p and min-p filters.
+    public mutating func distribution(_ logits: UnsafeBufferPointer<Float>, history: some Collection<Int>) -> TokenDistribution {
         let p = parameters
         adjusted.removeAll(keepingCapacity: true)
         adjusted.append(contentsOf: logits)
@@ -41,8 +81,8 @@ public struct Sampler: Sendable {
                 adjusted[token] = l > 0 ? l / p.repeatPenalty : l * p.repeatPenalty
             }
         }
-        if p.temperature <= 0 {
-            return adjusted.withUnsafeBufferPointer { argmax($0) }
+        if isGreedy {
+            return .certain(adjusted.withUnsafeBufferPointer { argmax($0) })
         }
 
         // Candidates in descending order of logit.
@@ -69,13 +109,23 @@ public struct Sampler: Sendable {
         }
         let top = adjusted[candidates[0]]
         let scaled = candidates.map { expf((adjusted[$0] - top) / p.temperature) }
-        var threshold = Float.random(in: 0..<1, using: &random) * scaled.reduce(0, +)
-        for (i, w) in scaled.enumerated() {
-            threshold -= w
-            if threshold < 0 { return candidates[i] }
-        }
-        return candidates[candidates.count - 1]
+        let total = scaled.reduce(0, +)
+        return TokenDistribution(tokens: candidates, probabilities: scaled.map { $0 / total })
     }
+
+    /// One token drawn from `distribution` (no randomness used when it is certain).
+    public mutating func draw(from distribution: TokenDistribution) -> Int {
+        guard distribution.tokens.count > 1 else { return distribution.tokens[0] }
+        var threshold = uniform()
+        for (token, probability) in zip(distribution.tokens, distribution.probabilities) {
+            threshold -= probability
+            if threshold < 0 { return token }
+        }
+        return distribution.tokens[distribution.tokens.count - 1]
+    }
+
+    /// A uniform draw in [0, 1) from this sampler's seeded generator.
+    public mutating func uniform() -> Float { Float.random(in: 0..<1, using: &random) }
 }
 
 /// Index of the largest value (the first one on ties, as llama.cpp's greedy sampler).

@@ -29,6 +29,14 @@ public struct Tokenizer: Sendable {
     }
 
     public var vocabularySize: Int { vocabulary.count }
+
+    /// The first token id at which the two vocabularies differ (size or a token's bytes), or
+    /// nil when they are the same: what lets one model draft for another.
+    public func firstDifference(from other: Tokenizer) -> Int? {
+        let shared = min(vocabulary.count, other.vocabulary.count)
+        if let token = (0..<shared).first(where: { vocabulary.texts[$0] != other.vocabulary.texts[$0] }) { return token }
+        return vocabulary.count == other.vocabulary.count ? nil : shared
+    }
     public var bosToken: Int? { vocabulary.bosToken }
     public var eosToken: Int? { vocabulary.eosToken }
     public var addsBOS: Bool { vocabulary.addsBOS }

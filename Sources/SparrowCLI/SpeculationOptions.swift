@@ -1,0 +1,43 @@
+import ArgumentParser
+import SparrowEngine
+
+/// The speculative decoding flags: a draft model or prompt lookup proposes tokens that the
+/// model verifies several at a time.
+struct SpeculationFlags: ParsableArguments {
+    @Option(name: .customLong("draft-model"), help: "A smaller model with the same vocabulary that drafts tokens (catalog name or GGUF path).")
+    var draftModel: String?
+
+    @Flag(help: "Draft by finding the last tokens earlier in the prompt or reply (prompt lookup).")
+    var lookup = false
+
+    @Option(name: .customLong("lookup-ngram"), help: "The longest n-gram prompt lookup matches.")
+    var lookupNgram = 3
+
+    @Option(name: .customLong("draft-max"), help: "The most tokens drafted per verification pass.")
+    var draftMax = 8
+
+    @Option(name: .customLong("draft-min-p"), help: "A draft model stops drafting when its top probability falls below this.")
+    var draftMinP: Float = 0.5
+
+    @Flag(help: "Also decode the same prompt plainly and report both speeds (with --draft-model or --lookup).")
+    var compare = false
+
+    func validate() throws {
+        if draftModel != nil && lookup { throw ValidationError("choose --draft-model or --lookup, not both") }
+        if draftMax < 1 { throw ValidationError("--draft-max must be at least 1") }
+        if lookupNgram < 1 { throw ValidationError("--lookup-ngram must be at least 1") }
+        if !(0...1).contains(draftMinP) { throw ValidationError("--draft-min-p must be within 0...1") }
+        if compare && !enabled { throw ValidationError("--compare needs --draft-model or --lookup") }
+    }
+
+    var enabled: Bool { draftModel != nil || lookup }
+
+    /// The speculation to run, or nil without a draft source.
+    func options(target: LanguageModel, session: Session) throws -> SpeculationOptions? {
+        if lookup { return SpeculationOptions(source: PromptLookupDraft(ngram: lookupNgram), maxDraft: draftMax) }
+        guard let draftModel else { return nil }
+        let draft = try LanguageModel(path: try ModelStore().resolve(draftModel, pullIfMissing: true))
+        let source = try DraftModel(model: draft, target: target, contextSize: session.capacity, pool: session.pool, minimumConfidence: draftMinP)
+        return SpeculationOptions(source: source, maxDraft: draftMax)
+    }
+}

@@ -1,0 +1,51 @@
+import SparrowKernels
+
+/// A smaller model of the same vocabulary drafts for the target, token by token, with the
+/// generation's sampling settings. Its cache follows the accepted text: each round reuses
+/// the prefix it shares with the history and drops rejected drafts.
+public struct DraftModel: DraftSource {
+    public let model: LanguageModel
+    private let session: Session
+    /// Stop drafting once the draft's own top probability falls below this (0: never).
+    public let minimumConfidence: Float
+    private var draftSampler: Sampler?
+
+    /// - Throws: when the vocabularies differ (drafts would name other tokens).
+    public init(model: LanguageModel, target: LanguageModel, contextSize: Int, pool: ThreadPool, minimumConfidence: Float = 0) throws {
+        if let token = model.tokenizer.firstDifference(from: target.tokenizer) {
+            throw EvaluationError(description: "the draft model's vocabulary differs from the target's (first at token \(token); "
+                + "\(model.tokenizer.vocabularySize) vs \(target.tokenizer.vocabularySize) tokens): it cannot draft for it")
+        }
+        self.model = model
+        self.minimumConfidence = minimumConfidence
+        session = Session(model: model.transformer, contextSize: contextSize, pool: pool)
+    }
+
+    public var name: String { "draft model \(model.file.path.split(separator: "/").last ?? "")" }
+
+    public mutating func draft(after history: [Int], count: Int, sampler: inout Sampler) throws -> [DraftToken] {
+        guard count > 0, history.count < session.capacity else { return [] }
+        // Its own generator, seeded from the target's settings, so drafting does not shift the
+        // target's random stream.
+        if draftSampler == nil {
+            var parameters = sampler.parameters
+            parameters.seed = parameters.seed &+ 0x5EED
+            draftSampler = Sampler(parameters)
+        }
+        let reused = session.reusablePrefix(of: history)
+        session.truncate(to: reused)
+        var logits = try session.evaluate(Array(history[reused...]))
+        var context = history
+        var drafts: [DraftToken] = []
+        while drafts.count < count {
+            let distribution = draftSampler!.distribution(logits.last, history: context)
+            guard distribution.probabilities[0] >= minimumConfidence else { break }
+            let token = draftSampler!.draw(from: distribution)
+            drafts.append(DraftToken(token: token, distribution: distribution))
+            context.append(token)
+            guard drafts.count < count, session.count < session.capacity else { break }
+            logits = try session.evaluate([token])
+        }
+        return drafts
+    }
+}

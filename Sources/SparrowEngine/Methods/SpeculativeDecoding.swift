@@ -1,0 +1,76 @@
+/// Speculative decoding (Leviathan et al. 2023; Chen et al. 2023): a cheap source drafts a few
+/// tokens, the target model scores all of them in one forward pass, and a rejection rule keeps
+/// the longest prefix the target agrees with, so the output has exactly the target's
+/// distribution (and, greedy, exactly its tokens) while several tokens cost about one pass.
+
+/// A drafted token with the distribution it was drawn from (`.certain` when chosen
+/// deterministically, as prompt lookup and greedy drafting do).
+public struct DraftToken: Sendable, Equatable {
+    public let token: Int
+    public let distribution: TokenDistribution
+
+    public init(token: Int, distribution: TokenDistribution) {
+        self.token = token
+        self.distribution = distribution
+    }
+}
+
+/// Proposes tokens to follow a sequence.
+public protocol DraftSource: Sendable {
+    /// A short name for reports.
+    var name: String { get }
+    /// Up to `count` tokens likely to follow `history`; `sampler` has the generation's
+    /// sampling settings (drafts drawn from a model use them too).
+    mutating func draft(after history: [Int], count: Int, sampler: inout Sampler) throws -> [DraftToken]
+}
+
+/// How a generation drafts.
+public struct SpeculationOptions: Sendable {
+    public var source: any DraftSource
+    /// The most tokens drafted per verification pass.
+    public var maxDraft: Int
+
+    public init(source: any DraftSource, maxDraft: Int) {
+        self.source = source
+        self.maxDraft = maxDraft
+    }
+}
+
+/// Counts over one generation.
+public struct SpeculationStats: Sendable, Codable, Equatable {
+    public var drafted = 0
+    public var accepted = 0
+    /// Target forward passes that verified at least one drafted token.
+    public var verifications = 0
+
+    public var acceptanceRate: Double { drafted > 0 ? Double(accepted) / Double(drafted) : 0 }
+    /// Drafted tokens accepted per verification pass.
+    public var meanAcceptedLength: Double { verifications > 0 ? Double(accepted) / Double(verifications) : 0 }
+}
+
+public enum SpeculativeSampling {
+    /// The outcome of checking drafts against the target's distributions at the same positions
+    /// (`target[i]` follows the drafts before i; `target[drafts.count]` follows them all).
+    public struct Verdict: Equatable {
+        /// How many drafts are kept, from the first.
+        public let accepted: Int
+        /// The token after them: the target's correction of the first rejected draft, or,
+        /// when every draft stands, a bonus token drawn from the last distribution.
+        public let next: Int
+    }
+
+    /// Accepts draft i with probability min(1, p(x)/q(x)); on the first rejection draws from the
+    /// normalised residual max(0, p - q). With greedy targets (p certain) this keeps exactly the
+    /// drafts equal to the target's argmax and then takes the argmax.
+    public static func verify(_ drafts: [DraftToken], target: [TokenDistribution], sampler: inout Sampler) -> Verdict {
+        precondition(target.count == drafts.count + 1, "one target distribution per draft plus the bonus")
+        for (i, draft) in drafts.enumerated() {
+            let p = target[i].probability(of: draft.token), q = draft.distribution.probability(of: draft.token)
+            let ratio = q > 0 ? p / q : 0
+            // Certain outcomes draw no random number, so greedy runs never touch the generator.
+            if ratio >= 1 || (ratio > 0 && sampler.uniform() < ratio) { continue }
+            return Verdict(accepted: i, next: sampler.draw(from: target[i].residual(after: draft.distribution) ?? target[i]))
+        }
+        return Verdict(accepted: drafts.count, next: sampler.draw(from: target[drafts.count]))
+    }
+}

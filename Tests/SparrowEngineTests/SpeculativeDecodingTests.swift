@@ -1,0 +1,133 @@
+import Foundation
+@testable import SparrowEngine
+import SparrowKernels
+import Testing
+
+@Suite struct SpeculativeSamplingTests {
+    private func greedySampler() -> Sampler { Sampler(SamplingParameters()) }
+
+    @Test func greedyKeepsTheDraftsMatchingTheArgmaxThenTakesTheArgmax() {
+        var sampler = greedySampler()
+        let drafts = [7, 8, 9].map { DraftToken(token: $0, distribution: .certain($0)) }
+        let agreeingTwice = [7, 8, 4, 5].map(TokenDistribution.certain)
+        #expect(SpeculativeSampling.verify(drafts, target: agreeingTwice, sampler: &sampler) == .init(accepted: 2, next: 4))
+        let agreeingAlways = [7, 8, 9, 5].map(TokenDistribution.certain)
+        #expect(SpeculativeSampling.verify(drafts, target: agreeingAlways, sampler: &sampler) == .init(accepted: 3, next: 5), "the bonus token")
+        let neverAgreeing = [1, 8, 9, 5].map(TokenDistribution.certain)
+        #expect(SpeculativeSampling.verify(drafts, target: neverAgreeing, sampler: &sampler) == .init(accepted: 0, next: 1))
+    }
+
+    /// The point of the rejection rule: whatever the draft proposes, what comes out is
+    /// distributed as the target. Two positions, a draft distribution far from the target's;
+    /// the frequencies of the emitted pairs must match the target's product distribution.
+    @Test func sampledOutputFollowsTheTargetDistribution() {
+        let target = TokenDistribution(tokens: [0, 1, 2, 3], probabilities: [0.5, 0.25, 0.15, 0.1])
+        let draft = TokenDistribution(tokens: [3, 2, 1, 0], probabilities: [0.4, 0.3, 0.2, 0.1])
+        var parameters = SamplingParameters()
+        parameters.temperature = 1
+        parameters.seed = 2023
+        var sampler = Sampler(parameters)
+        let trials = 40_000
+        var counts = [Int](repeating: 0, count: 16)
+        for _ in 0..<trials {
+            let drafts = (0..<2).map { _ in DraftToken(token: sampler.draw(from: draft), distribution: draft) }
+            let verdict = SpeculativeSampling.verify(drafts, target: [target, target, target], sampler: &sampler)
+            let emitted = drafts.prefix(verdict.accepted).map(\.token) + [verdict.next]
+            counts[emitted[0] * 4 + (emitted.count > 1 ? emitted[1] : sampler.draw(from: target))] += 1
+        }
+        for a in 0..<4 {
+            for b in 0..<4 {
+                let expected = Double(target.probabilities[a] * target.probabilities[b])
+                let observed = Double(counts[a * 4 + b]) / Double(trials)
+                // Four standard errors of a binomial proportion.
+                #expect(abs(observed - expected) < 4 * (expected * (1 - expected) / Double(trials)).squareRoot(),
+                        "pair (\(a), \(b)): \(observed) vs \(expected)")
+            }
+        }
+    }
+
+    @Test func theResidualIsWhatTheDraftUnderweights() {
+        let p = TokenDistribution(tokens: [0, 1, 2], probabilities: [0.6, 0.3, 0.1])
+        let q = TokenDistribution(tokens: [1, 0], probabilities: [0.8, 0.2])
+        let residual = p.residual(after: q)!
+        #expect(residual.tokens == [0, 2])
+        #expect(zip(residual.probabilities, [0.8, 0.2] as [Float]).allSatisfy { abs($0 - $1) < 1e-6 })
+        #expect(p.residual(after: p) == nil)
+    }
+}
+
+@Suite struct PromptLookupTests {
+    @Test func draftsWhatFollowedTheLatestEarlierOccurrence() {
+        let history = [1, 2, 3, 9, 9, 1, 2, 3, 4, 5, 6, 7, 1, 2, 3]
+        // "1 2 3" last occurred at 5..<8, followed by 4 5 6 ...
+        #expect(PromptLookupDraft.continuation(of: history, ngram: 3, minimumNgram: 1, count: 3) == [4, 5, 6])
+        // Shorter n-grams when the long one is new: "8 3" never occurred, "3" did.
+        #expect(PromptLookupDraft.continuation(of: [3, 4, 5, 8, 3], ngram: 2, minimumNgram: 1, count: 2) == [4, 5])
+        #expect(PromptLookupDraft.continuation(of: [3, 4, 5, 8, 3], ngram: 2, minimumNgram: 2, count: 2) == [])
+        #expect(PromptLookupDraft.continuation(of: [1, 2, 1], ngram: 3, minimumNgram: 1, count: 5) == [2, 1], "up to the end of the history")
+        #expect(PromptLookupDraft.continuation(of: [5], ngram: 3, minimumNgram: 1, count: 5) == [])
+    }
+}
+
+@Suite struct SpeculativeGenerationTests {
+    private let code = """
+        func fibonacci(_ n: Int) -> Int {
+            if n < 2 { return n }
+            return fibonacci(n - 1) + fibonacci(n - 2)
+        }
+
+        Rewrite the function above with the parameter named `count` instead of `n`:
+
+        """
+
+    private func generate(_ model: LanguageModel, prompt: [Int], speculation: SpeculationOptions?, sampling: SamplingParameters = .init(),
+                          pool: ThreadPool) throws -> GenerationResult {
+        var options = GenerationOptions()
+        options.maxTokens = 48
+        options.sampling = sampling
+        options.speculation = speculation
+        let session = Session(model: model.transformer, contextSize: 256, pool: pool)
+        return try Generator(tokenizer: model.tokenizer, session: session).generate(prompt: prompt, options: options)
+    }
+
+    /// Greedy speculative decoding returns plain greedy decoding's tokens, for both draft
+    /// sources, while verifying several drafted tokens per pass.
+    @Test func greedyOutputIsPlainGreedyOutput() throws {
+        let model = try catalogModel("smollm2-135m")
+        let pool = ThreadPool(threadCount: 2)
+        let prompt = model.promptTokens(code)
+        let plain = try generate(model, prompt: prompt, speculation: nil, pool: pool)
+        let lookup = try generate(model, prompt: prompt, speculation: SpeculationOptions(source: PromptLookupDraft(), maxDraft: 8), pool: pool)
+        #expect(lookup.generatedTokens == plain.generatedTokens)
+        let stats = try #require(lookup.speculation)
+        #expect(stats.accepted > 10, "the rewrite copies the prompt: \(stats)")
+
+        let drafter = try DraftModel(model: model, target: model, contextSize: 256, pool: pool)
+        let drafted = try generate(model, prompt: prompt, speculation: SpeculationOptions(source: drafter, maxDraft: 4), pool: pool)
+        #expect(drafted.generatedTokens == plain.generatedTokens)
+        #expect(drafted.speculation!.acceptanceRate > 0.9, "a model drafting for itself is nearly always right")
+    }
+
+    @Test func sampledSpeculationIsReproducibleAndStopsAtTheLimit() throws {
+        let model = try catalogModel("smollm2-135m")
+        let pool = ThreadPool(threadCount: 2)
+        var sampling = SamplingParameters()
+        sampling.temperature = 0.8
+        sampling.topP = 0.95
+        sampling.seed = 5
+        let speculation = SpeculationOptions(source: PromptLookupDraft(), maxDraft: 8)
+        let first = try generate(model, prompt: model.promptTokens(code), speculation: speculation, sampling: sampling, pool: pool)
+        let second = try generate(model, prompt: model.promptTokens(code), speculation: speculation, sampling: sampling, pool: pool)
+        #expect(first.generatedTokens == second.generatedTokens)
+        #expect(first.generatedTokens.count <= 48)
+    }
+
+    @Test func aDraftModelWithAnotherVocabularyIsRefused() throws {
+        let target = try catalogModel("smollm2-135m"), draft = try catalogModel("qwen2.5-coder-0.5b")
+        #expect {
+            try DraftModel(model: draft, target: target, contextSize: 64, pool: ThreadPool(threadCount: 1))
+        } throws: { error in
+            "\(error)".contains("vocabulary differs")
+        }
+    }
+}
