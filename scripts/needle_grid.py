@@ -9,7 +9,10 @@ the ratios to full attention. Dev-time only; needs a release build
 
   python3 scripts/needle_grid.py -m qwen2.5-coder-0.5b \\
       --haystack ../shared/data/austen/pride_and_prejudice.txt --lengths 8k,16k \\
-      [--depths 0,25,50,75,100] [--keep 1024] [--gemfilter-args "--gemfilter-layer 5"] [--json OUT]
+      [--depths 0,25,50,75,100] [--keep 1024] [--json OUT] \\
+      [--gemfilter-args "--gemfilter-attention-window 2048" --gemfilter-args ""]
+
+Each --gemfilter-args is one GemFilter run with those extra flags (default: one plain run).
 """
 
 from __future__ import annotations
@@ -25,9 +28,9 @@ from pathlib import Path
 SPARROW = Path(__file__).resolve().parent.parent / ".build" / "release" / "sparrow"
 
 
-def run(args: argparse.Namespace, method: list[str]) -> dict:
+def run(args: argparse.Namespace, method: list[str], lengths: str) -> dict:
     command = [str(SPARROW), "eval", "needle", "-m", args.model, "--haystack", args.haystack,
-               "--lengths", args.lengths, "--depths", args.depths, "--gemfilter-keep", str(args.keep),
+               "--lengths", lengths, "--depths", args.depths, "--gemfilter-keep", str(args.keep),
                "--json", *method]
     print("$ " + shlex.join(command), file=sys.stderr, flush=True)
     out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
@@ -41,20 +44,38 @@ def main() -> None:
     parser.add_argument("--lengths", default="8k,16k")
     parser.add_argument("--depths", default="0,25,50,75,100")
     parser.add_argument("--keep", type=int, default=1024)
-    parser.add_argument("--gemfilter-args", default="", help="extra flags for the GemFilter run")
+    parser.add_argument("--gemfilter-args", action="append", help="extra flags for one GemFilter run (repeatable)")
     parser.add_argument("--skip-full", action="store_true", help="leave out full attention (no ratios)")
-    parser.add_argument("--json", help="also write every method's cells to this file")
+    parser.add_argument("--json", help="write every method's cells to this file, after each method; "
+                        "methods already in it are not run again")
+    parser.add_argument("--gemfilter-lengths", help="lengths for the GemFilter runs after the first (default: --lengths)")
     args = parser.parse_args()
 
-    methods = {} if args.skip_full else {"full attention": []}
-    methods["GemFilter"] = ["--gemfilter", *shlex.split(args.gemfilter_args)]
-    methods["last-k"] = ["--baseline", "last"]
-    methods["sinks"] = ["--baseline", "sinks"]
-    reports = {name: run(args, flags) for name, flags in methods.items()}
-    if args.json:
-        Path(args.json).write_text(json.dumps(reports, indent=1))
+    extras = args.gemfilter_args or [""]
+    # Cheap methods first, full attention last: a failure late loses the least.
+    methods = [(["--gemfilter", *shlex.split(extras[0])], args.lengths)]
+    methods += [(["--baseline", "last"], args.lengths), (["--baseline", "sinks"], args.lengths)]
+    methods += [(["--gemfilter", *shlex.split(extra)], args.gemfilter_lengths or args.lengths) for extra in extras[1:]]
+    if not args.skip_full:
+        methods.append(([], args.lengths))
+    path = Path(args.json) if args.json else None
+    reports = json.loads(path.read_text()) if path and path.exists() else {}
+    done = {tuple(r["flags"]) for r in reports.values()}
+    for flags, lengths in methods:
+        if tuple(flags) in done:
+            continue
+        try:
+            report = run(args, flags, lengths)
+        except subprocess.CalledProcessError as error:
+            print(f"failed ({error.returncode}): {error.stderr.strip()}", file=sys.stderr, flush=True)
+            continue
+        report["flags"] = flags
+        reports[report["method"]] = report
+        if path:
+            path.write_text(json.dumps(reports, indent=1))
 
     full = reports.get("full attention")
+    print()
     print(f"{args.model}, keep {args.keep}, depths {args.depths}; per length: hits, median time to first token, "
           "largest peak RSS (ratios to full attention)\n")
     print("| method | length | hits | needle tokens kept | TTFT median | vs full | peak RSS | vs full |")
@@ -67,8 +88,8 @@ def main() -> None:
             kept = "" if cells[0].get("needle_kept") is None else \
                 f'{sum(c["needle_kept"] for c in cells)}/{sum(c["needle_tokens"] for c in cells)}'
             speed = memory = ""
-            if full and name != "full attention":
-                reference = [c for c in full["cells"] if c["length"] == length]
+            reference = [c for c in full["cells"] if c["length"] == length] if full and report is not full else []
+            if reference:
                 speed = f'{statistics.median(c["ttft_ms"] for c in reference) / 1000 / ttft:.2f}x'
                 memory = f'{peak / (max(c["peak_rss_bytes"] for c in reference) / 2**20):.2f}x'
             hits = sum(c["hit"] for c in cells)

@@ -21,21 +21,12 @@ struct CalibrateGemFilterCommand: ParsableCommand {
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var needleOptions: NeedleOptions
 
-    @Option(name: .customLong("gemfilter-keep"), help: "Prompt tokens GemFilter keeps.")
-    var keep = 1024
-
-    @Option(name: .customLong("gemfilter-scoring"), help: "How a layer scores tokens: raw (the paper's) or attention.")
-    var scoring = GemFilter.Scoring.raw
-
-    @Option(name: .customLong("gemfilter-window"), help: "How many of the prompt's last tokens score it (1: the paper's last token).")
-    var queryWindow = 1
+    @OptionGroup var selection: GemFilterSelectionOptions
 
     @Option(help: "The least fraction of the needle's tokens the chosen layer must keep in every prompt.")
     var minRetention = 0.5
 
     func validate() throws {
-        if keep < 1 { throw ValidationError("--gemfilter-keep must be at least 1") }
-        if !(1...512).contains(queryWindow) { throw ValidationError("--gemfilter-window must be within 1...512") }
         if !(0...1).contains(minRetention) { throw ValidationError("--min-retention must be within 0...1") }
     }
 
@@ -44,12 +35,12 @@ struct CalibrateGemFilterCommand: ParsableCommand {
         let sha256 = try ModelStore().sha256(ofModelAt: model.file.path)
         let evaluation = try needleOptions.evaluation(model: model, threads: modelOptions.threads)
         let calibration = try GemFilterCalibration.run(evaluation, modelSHA256: sha256, lengths: needleOptions.lengthList(),
-                                                       depths: needleOptions.depthList(), keep: keep, scoring: scoring, queryWindow: queryWindow,
+                                                       depths: needleOptions.depthList(), filter: selection.filter(layer: 0),
                                                        minRetention: minRetention) { line in
             FileHandle.standardError.write(Data((line + "\n").utf8))
         }
         try calibration.save()
         print("GemFilter layer \(calibration.layer) for \(model.file.path) (sha256 \(sha256)): \(calibration.trials.last?.hits ?? 0) hits vs "
-            + "\(calibration.fullAttentionHits) with full attention; saved to \(calibration.file.path)")
+            + "\(calibration.fullAttentionHits) with full attention; saved to \(calibration.file().path)")
     }
 }

@@ -3,14 +3,9 @@ import SparrowEngine
 
 extension GemFilter.Scoring: ExpressibleByArgument {}
 
-/// The GemFilter flags (see `GemFilter`).
-struct GemFilterOptions: ParsableArguments {
-    @Flag(help: "Prefill only the prompt tokens an early layer selects (GemFilter).")
-    var gemfilter = false
-
-    @Option(name: .customLong("gemfilter-layer"), help: "The layer whose attention selects tokens (default: the model's calibrated layer).")
-    var layer: Int?
-
+/// How GemFilter selects tokens, apart from its layer: shared by the methods' flags and by
+/// `calibrate gemfilter`, which chooses the layer for exactly these settings.
+struct GemFilterSelectionOptions: ParsableArguments {
     @Option(name: .customLong("gemfilter-keep"), help: "Prompt tokens to keep.")
     var keep = 1024
 
@@ -23,34 +18,59 @@ struct GemFilterOptions: ParsableArguments {
     @Option(name: .customLong("gemfilter-window"), help: "How many of the prompt's last tokens score it (1: the paper's last token).")
     var queryWindow = 1
 
+    @Option(name: .customLong("gemfilter-attention-window"), help: "Let the filter pass attend only to this many latest tokens (default: all, as the paper).")
+    var attentionWindow: Int?
+
+    func validate() throws {
+        if keep < 1 { throw ValidationError("--gemfilter-keep must be at least 1") }
+        if trailingWindow < 0 || trailingWindow >= keep { throw ValidationError("--gemfilter-keep-edges must be in 0..<--gemfilter-keep") }
+        if !(1...512).contains(queryWindow) { throw ValidationError("--gemfilter-window must be within 1...512") }
+        if let attentionWindow, attentionWindow < 1 { throw ValidationError("--gemfilter-attention-window must be at least 1") }
+    }
+
+    func filter(layer: Int) -> GemFilter {
+        GemFilter(layer: layer, keep: keep, trailingWindow: trailingWindow, scoring: scoring, queryWindow: queryWindow, attentionWindow: attentionWindow)
+    }
+}
+
+/// The GemFilter flags (see `GemFilter`).
+struct GemFilterOptions: ParsableArguments {
+    @Flag(help: "Prefill only the prompt tokens an early layer selects (GemFilter).")
+    var gemfilter = false
+
+    @Option(name: .customLong("gemfilter-layer"), help: "The layer whose attention selects tokens (default: the model's calibrated layer).")
+    var layer: Int?
+
+    @OptionGroup var selection: GemFilterSelectionOptions
+
+    var keep: Int { selection.keep }
+
     func validate() throws {
         guard gemfilter else {
             if layer != nil { throw ValidationError("--gemfilter-layer needs --gemfilter") }
             return
         }
         if let layer, layer < 0 { throw ValidationError("--gemfilter-layer must be 0 or more") }
-        if keep < 1 { throw ValidationError("--gemfilter-keep must be at least 1") }
-        if trailingWindow < 0 || trailingWindow >= keep { throw ValidationError("--gemfilter-keep-edges must be in 0..<--gemfilter-keep") }
-        if !(1...512).contains(queryWindow) { throw ValidationError("--gemfilter-window must be within 1...512") }
     }
 
     /// The filter to apply: the given layer (checked against the model's depth) or the one
-    /// `sparrow calibrate gemfilter` chose for this model.
+    /// `sparrow calibrate gemfilter` chose for this model and these selection settings.
     func filter(for model: LanguageModel) throws -> GemFilter? {
         guard gemfilter else { return nil }
+        let unplaced = selection.filter(layer: 0)
         let chosen: Int
         if let layer {
             chosen = layer
         } else if let calibrated = GemFilterCalibration.layer(for: try ModelStore().sha256(ofModelAt: model.file.path),
-                                                              scoring: scoring, queryWindow: queryWindow) {
+                                                              variant: unplaced.calibrationVariant) {
             chosen = calibrated
         } else {
-            throw ValidationError("no calibrated GemFilter layer for this model and scoring: run `sparrow calibrate gemfilter -m MODEL --haystack FILE "
-                + "--gemfilter-scoring \(scoring.rawValue) --gemfilter-window \(queryWindow)` or give --gemfilter-layer")
+            throw ValidationError("no calibrated GemFilter layer for this model with these settings (\(unplaced.calibrationVariant)): run "
+                + "`sparrow calibrate gemfilter -m MODEL --haystack FILE` with the same --gemfilter-* flags, or give --gemfilter-layer")
         }
         guard chosen < model.config.layerCount else {
             throw ValidationError("--gemfilter-layer \(chosen) is past the model's last layer \(model.config.layerCount - 1)")
         }
-        return GemFilter(layer: chosen, keep: keep, trailingWindow: trailingWindow, scoring: scoring, queryWindow: queryWindow)
+        return unplaced.atLayer(chosen)
     }
 }

@@ -123,8 +123,10 @@ public final class Session: @unchecked Sendable {
     /// Runs `tokens` from an empty cache through layers 0..<layer and layer `layer` up to its
     /// rotary embedding, in chunks: the cache then holds only those layers' keys (and values
     /// before `layer`), enough for `keysAndQueries(ofNext:atLayer:)` at that layer. Evaluation
-    /// afterwards needs `truncate(to: 0)`.
-    package func prefill(_ tokens: [Int], throughLayer layer: Int) throws {
+    /// afterwards needs `truncate(to: 0)`. With an `attentionWindow`, every layer attends only
+    /// to that many latest positions and the first `sinks`: linear rather than quadratic in
+    /// the prompt.
+    package func prefill(_ tokens: [Int], throughLayer layer: Int, attentionWindow: Int? = nil, sinks: Int = 0) throws {
         try checkLayer(layer)
         truncate(to: 0)
         try checkAppendable(tokens)
@@ -132,7 +134,7 @@ public final class Session: @unchecked Sendable {
         var start = 0
         while start < tokens.count {
             let end = min(start + batchCapacity, tokens.count)
-            forward(tokens[start..<end], logitsFrom: end - start, stopAfterRopeOf: layer, into: logitsBuffer)
+            forward(tokens[start..<end], logitsFrom: end - start, stopAfterRopeOf: layer, attentionWindow: attentionWindow, sinks: sinks, into: logitsBuffer)
             start = end
         }
     }
@@ -142,12 +144,13 @@ public final class Session: @unchecked Sendable {
     /// that layer's post-RoPE keys of every cached token and these (`[token][kvHead][headDim]`)
     /// and these tokens' post-RoPE queries (`[token][head][headDim]`): what GemFilter scores
     /// prompt tokens with. The buffers stay valid until the session's next evaluation.
-    package func keysAndQueries(ofNext next: [Int], atLayer layer: Int) throws -> (keys: UnsafeBufferPointer<Float>, queries: UnsafeBufferPointer<Float>) {
+    package func keysAndQueries(ofNext next: [Int], atLayer layer: Int, attentionWindow: Int? = nil, sinks: Int = 0) throws
+        -> (keys: UnsafeBufferPointer<Float>, queries: UnsafeBufferPointer<Float>) {
         try checkLayer(layer)
         try checkAppendable(next, throughLayer: layer)
         guard next.count <= batchCapacity else { throw EvaluationError(description: "\(next.count) query tokens exceed one chunk of \(batchCapacity)") }
         let c = model.config
-        forward(next[...], logitsFrom: next.count, stopAfterRopeOf: layer, into: logitsBuffer)
+        forward(next[...], logitsFrom: next.count, stopAfterRopeOf: layer, attentionWindow: attentionWindow, sinks: sinks, into: logitsBuffer)
         tokens.removeLast(next.count)
         return (UnsafeBufferPointer(start: keys[layer], count: (count + next.count) * c.kvDim),
                 UnsafeBufferPointer(start: buffers.query, count: next.count * c.qDim))
@@ -176,8 +179,10 @@ public final class Session: @unchecked Sendable {
     }
 
     /// Runs one chunk through every layer (or, with `stopAfterRopeOf`, up to that layer's
-    /// rotary embedding); computes logits for chunk rows `logitsFrom...`.
-    private func forward(_ tokens: ArraySlice<Int>, logitsFrom: Int, stopAfterRopeOf stop: Int? = nil, into logits: UnsafeMutablePointer<Float>) {
+    /// rotary embedding); computes logits for chunk rows `logitsFrom...`. `attentionWindow`
+    /// narrows every layer's attention to that many latest positions and the first `sinks`.
+    private func forward(_ tokens: ArraySlice<Int>, logitsFrom: Int, stopAfterRopeOf stop: Int? = nil, attentionWindow: Int? = nil,
+                         sinks: Int = 0, into logits: UnsafeMutablePointer<Float>) {
         let c = model.config
         var n = tokens.count
         let d = c.embeddingSize
@@ -213,7 +218,8 @@ public final class Session: @unchecked Sendable {
                 return
             }
             attention(queries: b.query, keys: keys[l], values: values[l], tokens: n, firstPosition: first,
-                      window: local ? c.slidingWindow : nil, scale: c.attentionScale, into: b.attended)
+                      window: [local ? c.slidingWindow : nil, attentionWindow].compactMap { $0 }.min(),
+                      sinks: attentionWindow == nil ? 0 : sinks, scale: c.attentionScale, into: b.attended)
             matmul(layer.attentionOutput, b.attended, tokens: n, into: b.projected)
             if l == model.layers.count - 1 {
                 // Past the last attention only the rows whose logits are wanted matter (the cache

@@ -2,7 +2,8 @@ import CSparrowSIMD
 import Foundation
 
 /// Causal scaled-dot-product attention of a batch of query tokens against a key/value cache,
-/// with grouped-query heads and an optional sliding window.
+/// with grouped-query heads and an optional sliding window (optionally with attention sinks:
+/// the first few positions stay visible, as StreamingLLM keeps them).
 ///
 /// Layouts (row-major f32): queries and output `[token][head][headDim]`; keys and values
 /// `[position][kvHead][headDim]`, holding every position up to the last query's.
@@ -12,10 +13,14 @@ public final class Attention: @unchecked Sendable {
     public let headDim: Int
     private let pool: ThreadPool
     private let capacity: Int
-    /// Per worker: a score row of `capacity` (+ a lane group of padding) and up to 32 partial
-    /// outputs of `headDim`.
+    /// Per worker: a score row of `capacity` (+ a lane group of padding and one of sinks) and
+    /// up to 32 partial outputs of `headDim`.
     private let scratch: UnsafeMutablePointer<Float>
-    private var scratchPerWorker: Int { capacity + Self.lanes + 4 * Self.lanes * headDim }
+    private var scratchPerWorker: Int { Self.rowCapacity(capacity) + 4 * Self.lanes * headDim }
+    private static func rowCapacity(_ capacity: Int) -> Int { capacity + 2 * lanes }
+
+    /// The most attention sinks a windowed call may keep (one lane group).
+    public static let maxSinks = lanes
 
     /// llama.cpp sums over positions in f32 lanes (position mod 8, and for a single query also
     /// in four accumulators, position / 8 mod 4); the same grouping makes every sum round
@@ -30,27 +35,29 @@ public final class Attention: @unchecked Sendable {
         self.headDim = headDim
         self.pool = pool
         self.capacity = capacity
-        scratch = .allocate(capacity: (capacity + Self.lanes + 4 * Self.lanes * headDim) * pool.threadCount)
+        scratch = .allocate(capacity: (Self.rowCapacity(capacity) + 4 * Self.lanes * headDim) * pool.threadCount)
     }
 
     deinit { scratch.deallocate() }
 
     /// - Parameters:
     ///   - firstPosition: position of the first query token; query t sits at firstPosition + t.
-    ///   - window: when set, a query at position p sees keys at positions p-window+1 ... p only.
+    ///   - window: when set, a query at position p sees keys at positions p-window+1 ... p only,
+    ///     and positions 0..<sinks (at most `maxSinks`).
     public func callAsFunction(
         queries: UnsafePointer<Float>, keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
-        tokens: Int, firstPosition: Int, window: Int?, scale: Float,
+        tokens: Int, firstPosition: Int, window: Int?, sinks: Int = 0, scale: Float,
         into output: UnsafeMutablePointer<Float>
     ) {
         precondition(firstPosition + tokens <= capacity, "attention span exceeds its capacity")
+        precondition((0...Self.maxSinks).contains(sinks), "at most \(Self.maxSinks) attention sinks")
         let items = tokens * heads
         let groupSize = heads / kvHeads
         let kvStride = kvHeads * headDim
         let headDim = headDim, lanes = Self.lanes
         pool.run { worker, workers in
-            let row = self.scratch + worker * self.scratchPerWorker
-            let partial = row + self.capacity + lanes
+            let scores = self.scratch + worker * self.scratchPerWorker
+            let partial = scores + Self.rowCapacity(self.capacity)
             // Strided assignment balances the causal triangle: later tokens have longer spans.
             var item = worker
             while item < items {
@@ -60,17 +67,26 @@ public final class Attention: @unchecked Sendable {
                 // Lane groups are aligned to absolute positions, as in llama.cpp's masked rows.
                 let start = first - first % lanes
                 let end = (position + lanes) / lanes * lanes
+                // Sinks beyond the window get a lane group of their own ahead of the window's.
+                let sinkGroup = sinks > 0 && start >= lanes ? lanes : 0
+                let row = scores + sinkGroup
                 let q = queries + item * headDim
                 let kvOffset = (h / groupSize) * headDim
-                for j in start..<end {
-                    row[j - start] = first <= j && j <= position
-                        ? headDot(q, keys + j * kvStride + kvOffset, count: headDim) * scale : -.infinity
+                func visible(_ j: Int) -> Bool { (first <= j || j < sinks) && j <= position }
+                for j in 0..<sinkGroup {
+                    scores[j] = j < sinks ? headDot(q, keys + j * kvStride + kvOffset, count: headDim) * scale : -.infinity
                 }
-                softmaxInLaneGroups(row, count: end - start)
+                for j in start..<end {
+                    row[j - start] = visible(j) ? headDot(q, keys + j * kvStride + kvOffset, count: headDim) * scale : -.infinity
+                }
+                softmaxInLaneGroups(scores, count: sinkGroup + end - start)
                 // Prefill's p·V is tinyBLAS (8 lanes); a single query's is ggml_vec_dot_f32.
                 let slots = tokens == 1 ? 4 * lanes : lanes
                 partial.initialize(repeating: 0, count: slots * headDim)
-                for j in first...position {
+                for j in 0..<min(sinks, sinkGroup) {
+                    addProduct(values + j * kvStride + kvOffset, scores[j], into: partial + (j % slots) * headDim, count: headDim)
+                }
+                for j in start...position where visible(j) {
                     addProduct(values + j * kvStride + kvOffset, row[j - start], into: partial + (j % slots) * headDim, count: headDim)
                 }
                 let out = output + item * headDim

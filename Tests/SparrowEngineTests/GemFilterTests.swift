@@ -102,8 +102,8 @@ import Testing
 }
 
 @Suite struct GemFilterRetrievalTests {
-    /// A passphrase hidden mid-way in ~2k tokens of Austen: after GemFilter keeps a quarter of
-    /// the prompt, Qwen still answers with it (and so does full attention).
+    /// A passphrase hidden mid-way in ~2k tokens of Austen: after GemFilter at the built-in
+    /// calibrated layer keeps a quarter of the prompt, Qwen still answers with it.
     @Test func findsANeedleInTwoThousandTokens() throws {
         let model = try catalogModel("qwen2.5-coder-0.5b")
         let text = try String(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -113,56 +113,19 @@ import Testing
         let prompt = try model.chatPromptTokens([ChatMessage(role: "user", content: haystack
             + "\n\nWhat is the secret passphrase mentioned in the text above? Answer with the passphrase only.")])
         #expect(prompt.count > 1900)
+        let sha256 = try #require(ModelCatalog.model(named: "qwen2.5-coder-0.5b")).sha256
 
-        var options = GenerationOptions()
-        options.maxTokens = 10
-        options.promptFilter = GemFilter(layer: 12, keep: 512)
-        let session = Session(model: model.transformer, contextSize: prompt.count + 16, pool: ThreadPool(threadCount: 2))
-        let result = try Generator(tokenizer: model.tokenizer, session: session).generate(prompt: prompt, options: options)
-        #expect(result.timings.keptTokens == 512)
-        #expect(result.text.contains("BLUE-OTTER-42"), "answered \(result.text)")
-    }
-}
-
-@Suite struct NeedleHaystackTests {
-    @Test(arguments: [false, true])
-    func promptsHaveExactLengthsAndTheNeedleAtItsDepth(chat: Bool) throws {
-        let model = try catalogModel("smollm2-135m")
-        let text = try String(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Fixtures/text/pride_and_prejudice_excerpt.txt"), encoding: .utf8)
-        let builder = try NeedleHaystack(model: model, haystack: text, needle: "The magic number is 7294.",
-                                         question: "What is the magic number?", chat: chat)
-        var previous = -1
-        for depth in [0, 50, 100] {
-            let prompt = try builder.prompt(length: 1000, depthPercent: depth)
-            #expect(prompt.tokens.count == 1000)
-            let needle = model.tokenizer.decode(Array(prompt.tokens[prompt.needleStart..<(prompt.needleStart + prompt.needleCount)]))
-            #expect(needle.contains("The magic number is 7294."))
-            #expect(prompt.needleStart > previous, "deeper needles sit later")
-            previous = prompt.needleStart
-            #expect(model.tokenizer.decode(prompt.tokens).contains("What is the magic number?"))
+        // The paper's filter pass and the windowed one (2048 covers this prompt: same selection).
+        for attentionWindow in [nil, 2048] {
+            let unplaced = GemFilter(layer: 0, keep: 512, attentionWindow: attentionWindow)
+            let layer = try #require(GemFilterCalibration.builtIn["\(sha256)/\(unplaced.calibrationVariant)"])
+            var options = GenerationOptions()
+            options.maxTokens = 10
+            options.promptFilter = unplaced.atLayer(layer)
+            let session = Session(model: model.transformer, contextSize: prompt.count + 16, pool: ThreadPool(threadCount: 2))
+            let result = try Generator(tokenizer: model.tokenizer, session: session).generate(prompt: prompt, options: options)
+            #expect(result.timings.keptTokens == 512)
+            #expect(result.text.contains("BLUE-OTTER-42"), "\(options.promptFilter!.name) answered \(result.text)")
         }
-        #expect(throws: EvaluationError.self) { try builder.prompt(length: 100_000, depthPercent: 50) }
-    }
-}
-
-@Suite struct GemFilterCalibrationStorageTests {
-    @Test func savedCalibrationIsFoundByTheModelsHash() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sparrow-calibration-\(getpid())")
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let store = ModelStore(environment: ["SPARROW_MODELS_DIR": directory.path])
-        let file = directory.appendingPathComponent("model.gguf")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        try Data("abc".utf8).write(to: file)
-        let sha256 = try store.sha256(ofModelAt: file.path)
-        #expect(sha256 == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
-        #expect(GemFilterCalibration.layer(for: sha256, scoring: .raw, queryWindow: 1, store: store) == nil)
-
-        let trials = (0...3).map { GemFilterCalibration.LayerTrial(layer: $0, needleRetention: [1, 0.5], hits: $0 == 3 ? 2 : nil) }
-        let calibration = GemFilterCalibration(modelSHA256: sha256, scoring: "attention", queryWindow: 32, layer: 3, keep: 64, lengths: [2048],
-                                               depths: [0, 50], minRetention: 0.5, fullAttentionHits: 2, trials: trials)
-        try calibration.save(store: store)
-        #expect(GemFilterCalibration.layer(for: sha256, scoring: .attention, queryWindow: 32, store: store) == 3)
-        #expect(GemFilterCalibration.layer(for: sha256, scoring: .raw, queryWindow: 1, store: store) == nil, "a calibration is for one way of scoring")
     }
 }

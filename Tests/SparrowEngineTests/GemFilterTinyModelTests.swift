@@ -120,6 +120,7 @@ private struct TinyModel {
         for layer in 0..<TinyModel.layers {
             for (scoring, window) in [(GemFilter.Scoring.raw, 1), (.attention, 4)] {
                 let filter = GemFilter(layer: layer, keep: 10, scoring: scoring, queryWindow: window)
+
                 let scored = prompt.count - window
                 if session.count > scored { session.truncate(to: scored) }
                 if session.count < scored { try session.evaluate(Array(prompt[session.count..<scored])) }

@@ -28,28 +28,48 @@ public struct GemFilter: PromptFilter {
     /// token only). More lets the question's own words look for what they ask about, as
     /// SnapKV's observation window does; each query scores only the tokens before it.
     public let queryWindow: Int
+    /// When set, the filter pass's layers attend only to this many latest positions and the
+    /// first `attentionSinks` (nil: the paper's full causal attention). The pass then costs
+    /// linear rather than quadratic time in the prompt; early layers mostly look nearby, and
+    /// calibration measures what it costs. Without the sinks, tokens past the window from the
+    /// start lose the attention mass models park on the first tokens, and retrieval fails.
+    public let attentionWindow: Int?
 
     public static let poolWidth = 5
+    public static let attentionSinks = 4
 
-    public init(layer: Int, keep: Int = 1024, trailingWindow: Int = 0, scoring: Scoring = .raw, queryWindow: Int = 1) {
+    public init(layer: Int, keep: Int = 1024, trailingWindow: Int = 0, scoring: Scoring = .raw, queryWindow: Int = 1,
+                attentionWindow: Int? = nil) {
         self.layer = layer
         self.keep = keep
         self.trailingWindow = trailingWindow
         self.scoring = scoring
         self.queryWindow = queryWindow
+        self.attentionWindow = attentionWindow
+    }
+
+    /// The same filter at another layer.
+    public func atLayer(_ layer: Int) -> GemFilter {
+        GemFilter(layer: layer, keep: keep, trailingWindow: trailingWindow, scoring: scoring, queryWindow: queryWindow, attentionWindow: attentionWindow)
+    }
+
+    /// What a calibrated layer depends on besides the model: "raw-1" for the paper's scoring.
+    public var calibrationVariant: String {
+        "\(scoring.rawValue)-\(queryWindow)" + (attentionWindow.map { "-window\($0)" } ?? "")
     }
 
     public var name: String {
         "gemfilter(layer \(layer), keep \(keep)" + (scoring == .raw ? "" : ", \(scoring.rawValue) scoring")
-            + (queryWindow == 1 ? "" : ", \(queryWindow) queries") + ")"
+            + (queryWindow == 1 ? "" : ", \(queryWindow) queries") + (attentionWindow.map { ", attention window \($0)" } ?? "") + ")"
     }
 
     public func keptIndices(of prompt: [Int], model: TransformerModel, pool: ThreadPool) throws -> [Int] {
         guard prompt.count > keep else { return Array(prompt.indices) }
         let session = Session(model: model, contextSize: prompt.count, pool: pool)
         let window = queryTokens(of: prompt.count)
-        try session.prefill(Array(prompt.dropLast(window)), throughLayer: layer)
-        let (keys, queries) = try session.keysAndQueries(ofNext: Array(prompt.suffix(window)), atLayer: layer)
+        try session.prefill(Array(prompt.dropLast(window)), throughLayer: layer, attentionWindow: attentionWindow, sinks: Self.attentionSinks)
+        let (keys, queries) = try session.keysAndQueries(ofNext: Array(prompt.suffix(window)), atLayer: layer,
+                                                         attentionWindow: attentionWindow, sinks: Self.attentionSinks)
         return keptIndices(keys: keys, queries: queries, config: model.config)
     }
 
