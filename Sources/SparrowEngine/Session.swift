@@ -218,7 +218,7 @@ public final class Session: @unchecked Sendable {
                 return
             }
             attention(queries: b.query, keys: keys[l], values: values[l], tokens: n, firstPosition: first,
-                      window: [local ? c.slidingWindow : nil, attentionWindow].compactMap { $0 }.min(),
+                      window: narrower(local ? c.slidingWindow : nil, attentionWindow),
                       sinks: attentionWindow == nil ? 0 : sinks, scale: c.attentionScale, into: b.attended)
             matmul(layer.attentionOutput, b.attended, tokens: n, into: b.projected)
             if l == model.layers.count - 1 {
@@ -244,6 +244,14 @@ public final class Session: @unchecked Sendable {
         guard n > 0 else { return }
         normRows(b.hidden, weight: model.outputNorm, into: b.normed, rows: n, width: d)
         matmul(model.output, b.normed, tokens: n, into: logits)
+    }
+
+    /// The smaller of two optional attention windows (nil: unbounded), without allocating:
+    /// this runs per layer of every decode step.
+    private func narrower(_ a: Int?, _ b: Int?) -> Int? {
+        guard let a else { return b }
+        guard let b else { return a }
+        return min(a, b)
     }
 
     private func normRows(_ x: UnsafeMutablePointer<Float>, weight: UnsafePointer<Float>,
