@@ -23,33 +23,14 @@ public final class Session: @unchecked Sendable {
     private var partialThroughLayer: Int?
 
     public let pool: ThreadPool
-    private let matmul: MatMul
-    private let attention: Attention
+    private let layers: LayerComputation
     private let keys: [UnsafeMutablePointer<Float>]    // per layer: capacity × kvDim
     private let values: [UnsafeMutablePointer<Float>]
     private let batchCapacity: Int
-    private let buffers: Buffers
+    /// The residual stream of one chunk.
+    private let hidden: UnsafeMutablePointer<Float>
     private var logitsBuffer: UnsafeMutablePointer<Float>
     private var logitsRowCapacity: Int
-
-    /// Working memory for one chunk of up to `batchCapacity` tokens.
-    private struct Buffers {
-        let hidden, normed, query, attended, projected, gate, up: UnsafeMutablePointer<Float>
-
-        init(_ c: ModelConfig, tokens n: Int) {
-            hidden = .allocate(capacity: n * c.embeddingSize)
-            normed = .allocate(capacity: n * c.embeddingSize)
-            query = .allocate(capacity: n * c.qDim)
-            attended = .allocate(capacity: n * c.qDim)
-            projected = .allocate(capacity: n * c.embeddingSize)
-            gate = .allocate(capacity: n * c.feedForwardSize)
-            up = .allocate(capacity: n * c.feedForwardSize)
-        }
-
-        func deallocate() {
-            for p in [hidden, normed, query, attended, projected, gate, up] { p.deallocate() }
-        }
-    }
 
     /// Which positions of an evaluated batch need logits.
     public enum LogitsSelection: Sendable { case last, all }
@@ -60,18 +41,19 @@ public final class Session: @unchecked Sendable {
         capacity = contextSize
         self.pool = pool
         self.batchCapacity = batchCapacity
-        matmul = MatMul(pool: pool)
-        attention = Attention(heads: c.headCount, kvHeads: c.kvHeadCount, headDim: c.headDim, capacity: contextSize, pool: pool)
+        layers = LayerComputation(model: model, matmul: MatMul(pool: pool),
+                                  attention: Attention(heads: c.headCount, kvHeads: c.kvHeadCount, headDim: c.headDim, capacity: contextSize, pool: pool),
+                                  buffers: ChunkBuffers(c, rows: batchCapacity))
         keys = (0..<c.layerCount).map { _ in .allocate(capacity: contextSize * c.kvDim) }
         values = (0..<c.layerCount).map { _ in .allocate(capacity: contextSize * c.kvDim) }
-        buffers = Buffers(c, tokens: batchCapacity)
+        hidden = .allocate(capacity: batchCapacity * c.embeddingSize)
         logitsRowCapacity = 1
         logitsBuffer = .allocate(capacity: model.vocabularySize)
     }
 
     deinit {
-        for p in keys + values { p.deallocate() }
-        buffers.deallocate()
+        for p in keys + values + [hidden] { p.deallocate() }
+        layers.buffers.deallocate()
         logitsBuffer.deallocate()
     }
 
@@ -123,10 +105,9 @@ public final class Session: @unchecked Sendable {
     /// Runs `tokens` from an empty cache through layers 0..<layer and layer `layer` up to its
     /// rotary embedding, in chunks: the cache then holds only those layers' keys (and values
     /// before `layer`), enough for `keysAndQueries(ofNext:atLayer:)` at that layer. Evaluation
-    /// afterwards needs `truncate(to: 0)`. With an `attentionWindow`, every layer attends only
-    /// to that many latest positions and the first `sinks`: linear rather than quadratic in
-    /// the prompt.
-    package func prefill(_ tokens: [Int], throughLayer layer: Int, attentionWindow: Int? = nil, sinks: Int = 0) throws {
+    /// afterwards needs `truncate(to: 0)`. With a `span`, every layer attends only within it:
+    /// linear rather than quadratic in the prompt.
+    package func prefill(_ tokens: [Int], throughLayer layer: Int, span: AttentionSpan? = nil) throws {
         try checkLayer(layer)
         truncate(to: 0)
         try checkAppendable(tokens)
@@ -134,7 +115,7 @@ public final class Session: @unchecked Sendable {
         var start = 0
         while start < tokens.count {
             let end = min(start + batchCapacity, tokens.count)
-            forward(tokens[start..<end], logitsFrom: end - start, stopAfterRopeOf: layer, attentionWindow: attentionWindow, sinks: sinks, into: logitsBuffer)
+            forward(tokens[start..<end], logitsFrom: end - start, stopAfterRopeOf: layer, span: span, into: logitsBuffer)
             start = end
         }
     }
@@ -144,16 +125,16 @@ public final class Session: @unchecked Sendable {
     /// that layer's post-RoPE keys of every cached token and these (`[token][kvHead][headDim]`)
     /// and these tokens' post-RoPE queries (`[token][head][headDim]`): what GemFilter scores
     /// prompt tokens with. The buffers stay valid until the session's next evaluation.
-    package func keysAndQueries(ofNext next: [Int], atLayer layer: Int, attentionWindow: Int? = nil, sinks: Int = 0) throws
+    package func keysAndQueries(ofNext next: [Int], atLayer layer: Int, span: AttentionSpan? = nil) throws
         -> (keys: UnsafeBufferPointer<Float>, queries: UnsafeBufferPointer<Float>) {
         try checkLayer(layer)
         try checkAppendable(next, throughLayer: layer)
         guard next.count <= batchCapacity else { throw EvaluationError(description: "\(next.count) query tokens exceed one chunk of \(batchCapacity)") }
         let c = model.config
-        forward(next[...], logitsFrom: next.count, stopAfterRopeOf: layer, attentionWindow: attentionWindow, sinks: sinks, into: logitsBuffer)
+        forward(next[...], logitsFrom: next.count, stopAfterRopeOf: layer, span: span, into: logitsBuffer)
         tokens.removeLast(next.count)
         return (UnsafeBufferPointer(start: keys[layer], count: (count + next.count) * c.kvDim),
-                UnsafeBufferPointer(start: buffers.query, count: next.count * c.qDim))
+                UnsafeBufferPointer(start: layers.buffers.query, count: next.count * c.qDim))
     }
 
     private func checkLayer(_ layer: Int) throws {
@@ -179,90 +160,22 @@ public final class Session: @unchecked Sendable {
     }
 
     /// Runs one chunk through every layer (or, with `stopAfterRopeOf`, up to that layer's
-    /// rotary embedding); computes logits for chunk rows `logitsFrom...`. `attentionWindow`
-    /// narrows every layer's attention to that many latest positions and the first `sinks`.
-    private func forward(_ tokens: ArraySlice<Int>, logitsFrom: Int, stopAfterRopeOf stop: Int? = nil, attentionWindow: Int? = nil,
-                         sinks: Int = 0, into logits: UnsafeMutablePointer<Float>) {
-        let c = model.config
+    /// rotary embedding); computes logits for chunk rows `logitsFrom...`.
+    private func forward(_ tokens: ArraySlice<Int>, logitsFrom: Int, stopAfterRopeOf stop: Int? = nil, span: AttentionSpan? = nil,
+                         into logits: UnsafeMutablePointer<Float>) {
         var n = tokens.count
-        let d = c.embeddingSize
-        let first = count
-        let b = buffers
-
-        for (t, token) in tokens.enumerated() {
-            model.tokenEmbedding.dequantizeRow(token, into: b.hidden + t * d)
-        }
-        if c.embeddingScale != 1 { scale(b.hidden, by: c.embeddingScale, count: n * d) }
-
-        for (l, layer) in model.layers.enumerated() {
-            let kCache = keys[l] + first * c.kvDim
-            let vCache = values[l] + first * c.kvDim
-            normRows(b.hidden, weight: layer.attentionNorm, into: b.normed, rows: n, width: d)
-            matmul(layer.query, b.normed, tokens: n, into: b.query)
-            matmul(layer.key, b.normed, tokens: n, into: kCache)
-            matmul(layer.value, b.normed, tokens: n, into: vCache)
-            if let bias = layer.queryBias { addRows(bias, into: b.query, rows: n, width: c.qDim) }
-            if let bias = layer.keyBias { addRows(bias, into: kCache, rows: n, width: c.kvDim) }
-            if let bias = layer.valueBias { addRows(bias, into: vCache, rows: n, width: c.kvDim) }
-            if let w = layer.queryNorm { normRows(b.query, weight: w, into: b.query, rows: n * c.headCount, width: c.headDim) }
-            if let w = layer.keyNorm { normRows(kCache, weight: w, into: kCache, rows: n * c.kvHeadCount, width: c.headDim) }
-
-            let local = c.usesSlidingWindow(layer: l)
-            let rope = local ? c.slidingWindowRope! : c.rope
-            for t in 0..<n {
-                rope.apply(b.query + t * c.qDim, heads: c.headCount, headDim: c.headDim, position: first + t)
-                rope.apply(kCache + t * c.kvDim, heads: c.kvHeadCount, headDim: c.headDim, position: first + t)
-            }
-            if l == stop {
-                self.tokens += tokens
-                return
-            }
-            attention(queries: b.query, keys: keys[l], values: values[l], tokens: n, firstPosition: first,
-                      window: narrower(local ? c.slidingWindow : nil, attentionWindow),
-                      sinks: attentionWindow == nil ? 0 : sinks, scale: c.attentionScale, into: b.attended)
-            matmul(layer.attentionOutput, b.attended, tokens: n, into: b.projected)
-            if l == model.layers.count - 1 {
-                // Past the last attention only the rows whose logits are wanted matter (the cache
-                // is complete); llama.cpp narrows here too, and its kernels depend on row counts.
-                n -= logitsFrom
-                guard n > 0 else { break }
-                b.projected.update(from: b.projected + logitsFrom * d, count: n * d)
-                b.hidden.update(from: b.hidden + logitsFrom * d, count: n * d)
-            }
-            if let w = layer.postAttentionNorm { normRows(b.projected, weight: w, into: b.projected, rows: n, width: d) }
-            add(b.projected, into: b.hidden, count: n * d)
-
-            normRows(b.hidden, weight: layer.feedForwardNorm, into: b.normed, rows: n, width: d)
-            matmul(layer.gate, b.normed, tokens: n, into: b.gate)
-            matmul(layer.up, b.normed, tokens: n, into: b.up)
-            c.architecture.activation.apply(gate: b.gate, up: b.up, count: n * c.feedForwardSize)
-            matmul(layer.down, b.gate, tokens: n, into: b.projected)
-            if let w = layer.postFeedForwardNorm { normRows(b.projected, weight: w, into: b.projected, rows: n, width: d) }
-            add(b.projected, into: b.hidden, count: n * d)
+        let first = count, last = model.layers.count - 1
+        layers.embed(tokens, into: hidden)
+        for l in 0...last {
+            layers.project(layer: l, hidden: hidden, rows: n, first: first, keys: keys[l], values: values[l])
+            if l == stop { break }
+            // Past the last attention only the rows whose logits are wanted matter (the cache
+            // is complete); llama.cpp narrows here too, and its kernels depend on row counts.
+            n = layers.finish(layer: l, hidden: hidden, rows: n, first: first, keys: keys[l], values: values[l], span: span,
+                              keepingRowsFrom: l == last ? logitsFrom : 0)
         }
         self.tokens += tokens
-        guard n > 0 else { return }
-        normRows(b.hidden, weight: model.outputNorm, into: b.normed, rows: n, width: d)
-        matmul(model.output, b.normed, tokens: n, into: logits)
-    }
-
-    /// The smaller of two optional attention windows (nil: unbounded), without allocating:
-    /// this runs per layer of every decode step.
-    private func narrower(_ a: Int?, _ b: Int?) -> Int? {
-        guard let a else { return b }
-        guard let b else { return a }
-        return min(a, b)
-    }
-
-    private func normRows(_ x: UnsafeMutablePointer<Float>, weight: UnsafePointer<Float>,
-                          into out: UnsafeMutablePointer<Float>, rows: Int, width: Int) {
-        for r in 0..<rows {
-            rmsNorm(x + r * width, weight: weight, epsilon: model.config.normEpsilon, into: out + r * width, count: width)
-        }
-    }
-
-    private func addRows(_ bias: UnsafePointer<Float>, into x: UnsafeMutablePointer<Float>, rows: Int, width: Int) {
-        for r in 0..<rows { add(bias, into: x + r * width, count: width) }
+        if stop == nil && n > 0 { layers.logits(hidden: hidden, rows: n, into: logits) }
     }
 }
 

@@ -133,6 +133,32 @@ private struct TinyModel {
         }
     }
 
+    /// GemFilter's layer-major pass (every chunk through one layer, then the next) gives the
+    /// keys and queries of a session's token-major pass, with and without an attention span.
+    @Test func theLayerMajorPassMatchesTheSession() throws {
+        let model = try TransformerModel(path: TinyModel(directory: directory).path)
+        let pool = ThreadPool(threadCount: 2)
+        var rng = SplitMix64(seed: 5)
+        let prompt = (0..<30).map { _ in Int.random(in: 0..<TinyModel.vocabulary, using: &rng) }
+        for span in [nil, AttentionSpan(window: 6, sinks: 2)] {
+            for layer in 0..<TinyModel.layers {
+                let session = Session(model: model, contextSize: prompt.count, pool: pool)
+                try session.prefill(Array(prompt.dropLast(3)), throughLayer: layer, span: span)
+                let (keys, queries) = try session.keysAndQueries(ofNext: Array(prompt.suffix(3)), atLayer: layer, span: span)
+                let expected = (Array(keys), Array(queries))
+                let worst = try LayerMajorPass.keysAndQueries(of: prompt, queryCount: 3, atLayer: layer, span: span, model: model,
+                                                              pool: pool, chunk: 7) { keys, queries in
+                    #expect(keys.count == expected.0.count && queries.count == expected.1.count)
+                    return zip(Array(keys) + Array(queries), expected.0 + expected.1).map { abs($0 - $1) }.max() ?? .infinity
+                }
+                #expect(worst < 1e-4, "layer \(layer), span \(String(describing: span)): differs by \(worst)")
+            }
+        }
+        #expect(throws: EvaluationError.self) {
+            try LayerMajorPass.keysAndQueries(of: prompt, queryCount: 31, atLayer: 0, span: nil, model: model, pool: pool) { _, _ in }
+        }
+    }
+
     @Test func aPartialPassCannotBeEvaluatedOn() throws {
         let model = try TransformerModel(path: TinyModel(directory: directory).path)
         let session = Session(model: model, contextSize: 16, pool: ThreadPool(threadCount: 1))

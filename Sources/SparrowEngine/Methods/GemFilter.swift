@@ -63,15 +63,18 @@ public struct GemFilter: PromptFilter {
             + (queryWindow == 1 ? "" : ", \(queryWindow) queries") + (attentionWindow.map { ", attention window \($0)" } ?? "") + ")"
     }
 
+    /// The filter pass runs layer-major (`LayerMajorPass`): its memory is the prompt's hidden
+    /// states and one layer's keys and values, not a cache of every layer up to `layer`.
     public func keptIndices(of prompt: [Int], model: TransformerModel, pool: ThreadPool) throws -> [Int] {
         guard prompt.count > keep else { return Array(prompt.indices) }
-        let session = Session(model: model, contextSize: prompt.count, pool: pool)
-        let window = queryTokens(of: prompt.count)
-        try session.prefill(Array(prompt.dropLast(window)), throughLayer: layer, attentionWindow: attentionWindow, sinks: Self.attentionSinks)
-        let (keys, queries) = try session.keysAndQueries(ofNext: Array(prompt.suffix(window)), atLayer: layer,
-                                                         attentionWindow: attentionWindow, sinks: Self.attentionSinks)
-        return keptIndices(keys: keys, queries: queries, config: model.config)
+        return try LayerMajorPass.keysAndQueries(of: prompt, queryCount: queryTokens(of: prompt.count), atLayer: layer, span: attentionSpan,
+                                                 model: model, pool: pool) { keys, queries in
+            keptIndices(keys: keys, queries: queries, config: model.config)
+        }
     }
+
+    /// Where the filter pass's layers attend (nil: everywhere before, as in the paper).
+    public var attentionSpan: AttentionSpan? { attentionWindow.map { AttentionSpan(window: $0, sinks: Self.attentionSinks) } }
 
     /// How many trailing tokens of a prompt of `count` score it (at least one token is scored).
     package func queryTokens(of count: Int) -> Int { min(queryWindow, count - 1) }

@@ -61,13 +61,12 @@ public struct GemFilterCalibration: Codable, Sendable {
                 let full = Session(model: model, contextSize: length + evaluation.replyTokens + 1, pool: evaluation.pool)
                 try full.evaluate(scored)
                 var filtering = full
-                if let window = filter.attentionWindow {
+                if let span = filter.attentionSpan {
                     filtering = Session(model: model, contextSize: length, pool: evaluation.pool)
-                    try filtering.prefill(scored, throughLayer: layers - 1, attentionWindow: window, sinks: GemFilter.attentionSinks)
+                    try filtering.prefill(scored, throughLayer: layers - 1, span: span)
                 }
                 let keptByLayer = try (0..<layers).map { layer in
-                    let (keys, queries) = try filtering.keysAndQueries(ofNext: asking, atLayer: layer, attentionWindow: filter.attentionWindow,
-                                                                       sinks: GemFilter.attentionSinks)
+                    let (keys, queries) = try filtering.keysAndQueries(ofNext: asking, atLayer: layer, span: filter.attentionSpan)
                     return filter.atLayer(layer).keptIndices(keys: keys, queries: queries, config: model.config)
                 }
                 let retention = keptByLayer.map { Double(prompt.needleKept(by: $0)) / Double(prompt.needleCount) }

@@ -1,0 +1,130 @@
+import SparrowKernels
+
+/// Which cached positions every layer attends to, beyond causality: the latest `window`
+/// positions and the first `sinks` (as StreamingLLM keeps them).
+public struct AttentionSpan: Sendable, Equatable {
+    public let window: Int
+    public let sinks: Int
+
+    public init(window: Int, sinks: Int) {
+        self.window = window
+        self.sinks = sinks
+    }
+}
+
+/// Working memory for one chunk of up to `rows` tokens.
+struct ChunkBuffers {
+    let normed, query, attended, projected, gate, up: UnsafeMutablePointer<Float>
+
+    init(_ c: ModelConfig, rows n: Int) {
+        normed = .allocate(capacity: n * c.embeddingSize)
+        query = .allocate(capacity: n * c.qDim)
+        attended = .allocate(capacity: n * c.qDim)
+        projected = .allocate(capacity: n * c.embeddingSize)
+        gate = .allocate(capacity: n * c.feedForwardSize)
+        up = .allocate(capacity: n * c.feedForwardSize)
+    }
+
+    func deallocate() {
+        for p in [normed, query, attended, projected, gate, up] { p.deallocate() }
+    }
+}
+
+/// One layer's arithmetic on one chunk of tokens, in two halves: up to the rotary embedding
+/// (which is where GemFilter reads keys and queries), and the rest. Shared by the session,
+/// which runs each chunk through every layer, and the layer-major pass, which runs every chunk
+/// through one layer before the next.
+struct LayerComputation {
+    let model: TransformerModel
+    let matmul: MatMul
+    let attention: Attention
+    let buffers: ChunkBuffers
+
+    /// Embeds `tokens` into the rows of `hidden`.
+    func embed<C: Collection<Int>>(_ tokens: C, into hidden: UnsafeMutablePointer<Float>) {
+        let d = model.config.embeddingSize
+        for (t, token) in tokens.enumerated() {
+            model.tokenEmbedding.dequantizeRow(token, into: hidden + t * d)
+        }
+        if model.config.embeddingScale != 1 { scale(hidden, by: model.config.embeddingScale, count: tokens.count * d) }
+    }
+
+    /// Layer `l`'s post-RoPE queries (into `buffers.query`), keys and values of the `n` rows of
+    /// `hidden`, which sit at positions `first...`; keys and values go to those positions'
+    /// rows of `keys` and `values` (the layer's cache, indexed by position).
+    func project(layer l: Int, hidden: UnsafeMutablePointer<Float>, rows n: Int, first: Int,
+                 keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>) {
+        let c = model.config, layer = model.layers[l], b = buffers
+        let k = keys + first * c.kvDim, v = values + first * c.kvDim
+        normRows(hidden, weight: layer.attentionNorm, into: b.normed, rows: n, width: c.embeddingSize)
+        matmul(layer.query, b.normed, tokens: n, into: b.query)
+        matmul(layer.key, b.normed, tokens: n, into: k)
+        matmul(layer.value, b.normed, tokens: n, into: v)
+        if let bias = layer.queryBias { addRows(bias, into: b.query, rows: n, width: c.qDim) }
+        if let bias = layer.keyBias { addRows(bias, into: k, rows: n, width: c.kvDim) }
+        if let bias = layer.valueBias { addRows(bias, into: v, rows: n, width: c.kvDim) }
+        if let w = layer.queryNorm { normRows(b.query, weight: w, into: b.query, rows: n * c.headCount, width: c.headDim) }
+        if let w = layer.keyNorm { normRows(k, weight: w, into: k, rows: n * c.kvHeadCount, width: c.headDim) }
+        let rope = c.usesSlidingWindow(layer: l) ? c.slidingWindowRope! : c.rope
+        for t in 0..<n {
+            rope.apply(b.query + t * c.qDim, heads: c.headCount, headDim: c.headDim, position: first + t)
+            rope.apply(k + t * c.kvDim, heads: c.kvHeadCount, headDim: c.headDim, position: first + t)
+        }
+    }
+
+    /// The rest of layer `l` after `project`: attention over positions 0... of `keys` and
+    /// `values`, output projection and feed-forward block, updating the rows of `hidden`.
+    /// Rows before `keepingRowsFrom` are dropped after attention (the caller wants only the
+    /// later rows' outputs); returns how many rows remain, now at the start of `hidden`.
+    func finish(layer l: Int, hidden: UnsafeMutablePointer<Float>, rows: Int, first: Int,
+                keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>,
+                span: AttentionSpan?, keepingRowsFrom dropped: Int = 0) -> Int {
+        let c = model.config, layer = model.layers[l], b = buffers, d = c.embeddingSize
+        attention(queries: b.query, keys: keys, values: values, tokens: rows, firstPosition: first,
+                  window: narrower(c.usesSlidingWindow(layer: l) ? c.slidingWindow : nil, span?.window),
+                  sinks: span?.sinks ?? 0, scale: c.attentionScale, into: b.attended)
+        matmul(layer.attentionOutput, b.attended, tokens: rows, into: b.projected)
+        let n = rows - dropped
+        guard n > 0 else { return 0 }
+        if dropped > 0 {
+            b.projected.update(from: b.projected + dropped * d, count: n * d)
+            hidden.update(from: hidden + dropped * d, count: n * d)
+        }
+        if let w = layer.postAttentionNorm { normRows(b.projected, weight: w, into: b.projected, rows: n, width: d) }
+        add(b.projected, into: hidden, count: n * d)
+
+        normRows(hidden, weight: layer.feedForwardNorm, into: b.normed, rows: n, width: d)
+        matmul(layer.gate, b.normed, tokens: n, into: b.gate)
+        matmul(layer.up, b.normed, tokens: n, into: b.up)
+        c.architecture.activation.apply(gate: b.gate, up: b.up, count: n * c.feedForwardSize)
+        matmul(layer.down, b.gate, tokens: n, into: b.projected)
+        if let w = layer.postFeedForwardNorm { normRows(b.projected, weight: w, into: b.projected, rows: n, width: d) }
+        add(b.projected, into: hidden, count: n * d)
+        return n
+    }
+
+    /// The output norm and projection of the `n` rows of `hidden`.
+    func logits(hidden: UnsafeMutablePointer<Float>, rows n: Int, into logits: UnsafeMutablePointer<Float>) {
+        normRows(hidden, weight: model.outputNorm, into: buffers.normed, rows: n, width: model.config.embeddingSize)
+        matmul(model.output, buffers.normed, tokens: n, into: logits)
+    }
+
+    /// The smaller of two optional attention windows (nil: unbounded), without allocating:
+    /// this runs per layer of every decode step.
+    private func narrower(_ a: Int?, _ b: Int?) -> Int? {
+        guard let a else { return b }
+        guard let b else { return a }
+        return min(a, b)
+    }
+
+    private func normRows(_ x: UnsafeMutablePointer<Float>, weight: UnsafePointer<Float>,
+                          into out: UnsafeMutablePointer<Float>, rows: Int, width: Int) {
+        for r in 0..<rows {
+            rmsNorm(x + r * width, weight: weight, epsilon: model.config.normEpsilon, into: out + r * width, count: width)
+        }
+    }
+
+    private func addRows(_ bias: UnsafePointer<Float>, into x: UnsafeMutablePointer<Float>, rows: Int, width: Int) {
+        for r in 0..<rows { add(bias, into: x + r * width, count: width) }
+    }
+}
