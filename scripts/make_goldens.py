@@ -204,7 +204,8 @@ CHAT_CONVERSATIONS = [
 class LlamaServer:
     """One model loaded in xllamacpp's embedded llama-server, spoken to over loopback HTTP."""
 
-    def __init__(self, model_path: Path, n_ctx: int = N_CTX, n_threads: int = N_THREADS):
+    def __init__(self, model_path: Path, n_ctx: int = N_CTX, n_threads: int = N_THREADS, configure=None):
+        """`configure`, when given, may change the parameters before the server starts."""
         params = xllamacpp.CommonParams()
         params.model.path = str(model_path)
         params.n_ctx = n_ctx
@@ -222,6 +223,8 @@ class LlamaServer:
         params.cache_type_v = xllamacpp.ggml_type.GGML_TYPE_F32
         params.verbosity = 0
         params.port = 0  # any free port, loopback only
+        if configure is not None:
+            configure(params)
         self._server = xllamacpp.Server(params)
         self.base_url = self._server.listening_address
         if not self.base_url.startswith("http"):

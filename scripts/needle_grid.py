@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """GemFilter against full attention and the two baselines on the same needle prompts.
 
-Runs `sparrow eval needle --json` once per method (each in its own process, so peak memory is
-the method's own), same model, haystack, lengths and depths, and prints one table: per method
+Runs `sparrow eval needle --json` once per method and cell (each cell in its own process, so
+its peak memory is its own), same model, haystack, lengths and depths, and prints one table: per method
 and length, the hits over the depths, the median time to first token, the largest peak RSS, and
 the ratios to full attention. Dev-time only; needs a release build
 (`swift build -c release --product sparrow`).
@@ -28,9 +28,14 @@ from pathlib import Path
 SPARROW = Path(__file__).resolve().parent.parent / ".build" / "release" / "sparrow"
 
 
-def run(args: argparse.Namespace, method: list[str], lengths: str) -> dict:
+def needle_length(text: str) -> int:
+    """"8k" -> 8192, as `sparrow eval needle --lengths` reads it."""
+    return int(text[:-1]) * 1024 if text.lower().endswith("k") else int(text)
+
+
+def run_cell(args: argparse.Namespace, method: list[str], length: str, depth: str) -> dict:
     command = [str(SPARROW), "eval", "needle", "-m", args.model, "--haystack", args.haystack,
-               "--lengths", lengths, "--depths", args.depths, "--gemfilter-keep", str(args.keep),
+               "--lengths", length, "--depths", depth, "--gemfilter-keep", str(args.keep),
                "--json", *method]
     print("$ " + shlex.join(command), file=sys.stderr, flush=True)
     out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
@@ -60,19 +65,22 @@ def main() -> None:
         methods.append(([], args.lengths))
     path = Path(args.json) if args.json else None
     reports = json.loads(path.read_text()) if path and path.exists() else {}
-    done = {tuple(r["flags"]) for r in reports.values()}
     for flags, lengths in methods:
-        if tuple(flags) in done:
-            continue
-        try:
-            report = run(args, flags, lengths)
-        except subprocess.CalledProcessError as error:
-            print(f"failed ({error.returncode}): {error.stderr.strip()}", file=sys.stderr, flush=True)
-            continue
-        report["flags"] = flags
-        reports[report["method"]] = report
-        if path:
-            path.write_text(json.dumps(reports, indent=1))
+        for length in lengths.split(","):
+            for depth in args.depths.split(","):
+                known = [r for r in reports.values() if r["flags"] == flags]
+                cells = known[0]["cells"] if known else []
+                if any(c["length"] == needle_length(length) and c["depth"] == int(depth) for c in cells):
+                    continue
+                try:
+                    report = run_cell(args, flags, length, depth)
+                except subprocess.CalledProcessError as error:
+                    print(f"failed ({error.returncode}): {error.stderr.strip()}", file=sys.stderr, flush=True)
+                    continue
+                entry = reports.setdefault(report["method"], {"method": report["method"], "flags": flags, "cells": []})
+                entry["cells"].append(report["cells"][0])
+                if path:
+                    path.write_text(json.dumps(reports, indent=1))
 
     full = reports.get("full attention")
     print()

@@ -9,7 +9,9 @@ struct BenchCommand: ParsableCommand {
         abstract: "Measure prompt processing and generation speed, as llama-bench does.",
         discussion: """
             pp<N> evaluates N prompt tokens in one batched pass; tg<N> generates N tokens one \
-            decode step at a time. Both start from an empty cache in a context of -p + -n tokens, \
+            decode step at a time; sv<N> (with --verify) evaluates N tokens in one pass with \
+            logits for every row, as verifying N-1 speculative drafts does, and is compared with \
+            N decode steps. All start from an empty cache in a context of -p + -n tokens, \
             evaluate random token ids (timings exclude tokenisation and sampling) and run once \
             for warm-up before the timed repetitions. Prints t/s (mean ± standard deviation, and \
             the median), the decode roofline (weight bytes per token over the memory bandwidth, \
@@ -29,6 +31,9 @@ struct BenchCommand: ParsableCommand {
     @Option(name: [.customShort("r"), .customLong("repetitions")], parsing: .unconditional, help: "Timed runs of each test.")
     var repetitions = 5
 
+    @Option(help: "Tokens per speculative verification pass to measure, e.g. 2,5,9 (drafts + 1).")
+    var verify: String?
+
     @Flag(help: "Print llama-bench's JSON records instead of the markdown table.")
     var json = false
 
@@ -36,15 +41,21 @@ struct BenchCommand: ParsableCommand {
         if promptTokens < 0 { throw ValidationError("--n-prompt must be 0 or more") }
         if generatedTokens < 0 { throw ValidationError("--n-gen must be 0 or more") }
         if promptTokens == 0 && generatedTokens == 0 { throw ValidationError("nothing to measure: --n-prompt and --n-gen are both 0") }
+        if try verifyTokens().contains(where: { $0 < 1 }) { throw ValidationError("--verify takes token counts of at least 1") }
         if repetitions < 1 { throw ValidationError("--repetitions must be at least 1") }
         if modelOptions.contextSize != nil {
             throw ValidationError("bench sizes the context itself (--n-prompt + --n-gen, as llama-bench); drop --ctx-size")
         }
     }
 
+    private func verifyTokens() throws -> [Int] {
+        try verify.map { try NeedleOptions.parse($0, name: "--verify") } ?? []
+    }
+
     func run() throws {
         let model = try modelOptions.load()
-        let contextSize = promptTokens + generatedTokens
+        let verifications = try verifyTokens()
+        let contextSize = max(promptTokens + generatedTokens, verifications.max() ?? 0)
         guard contextSize <= model.config.trainedContextLength else {
             throw CLIError("--n-prompt + --n-gen = \(contextSize) exceeds the model's context length \(model.config.trainedContextLength)")
         }
@@ -52,6 +63,7 @@ struct BenchCommand: ParsableCommand {
         var tests: [BenchmarkTest] = []
         if promptTokens > 0 { tests.append(BenchmarkTest(.promptProcessing, tokens: promptTokens)) }
         if generatedTokens > 0 { tests.append(BenchmarkTest(.textGeneration, tokens: generatedTokens)) }
+        tests += verifications.map { BenchmarkTest(.verification, tokens: $0) }
         let report = try Benchmark(model: model, contextSize: contextSize, pool: pool).run(tests, repetitions: repetitions)
         print(json ? try report.jsonString() : report.markdown())
     }

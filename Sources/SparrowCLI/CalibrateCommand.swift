@@ -23,8 +23,10 @@ struct CalibrateGemFilterCommand: ParsableCommand {
 
     @OptionGroup var selection: GemFilterSelectionOptions
 
+    // 0.5 let a layer through that kept a number without the words naming it, and missed once
+    // on another book.
     @Option(help: "The least fraction of the needle's tokens the chosen layer must keep in every prompt.")
-    var minRetention = 0.5
+    var minRetention = 0.85
 
     func validate() throws {
         if !(0...1).contains(minRetention) { throw ValidationError("--min-retention must be within 0...1") }

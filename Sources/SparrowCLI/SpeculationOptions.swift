@@ -16,6 +16,9 @@ struct SpeculationFlags: ParsableArguments {
     @Option(name: .customLong("draft-max"), help: "The most tokens drafted per verification pass.")
     var draftMax = 8
 
+    @Option(name: .customLong("draft-min"), help: "Drafts shorter than this are dropped (that step decodes plainly).")
+    var draftMin = 0
+
     @Option(name: .customLong("draft-min-p"), help: "A draft model stops drafting when its top probability falls below this.")
     var draftMinP: Float = 0.5
 
@@ -25,6 +28,7 @@ struct SpeculationFlags: ParsableArguments {
     func validate() throws {
         if draftModel != nil && lookup { throw ValidationError("choose --draft-model or --lookup, not both") }
         if draftMax < 1 { throw ValidationError("--draft-max must be at least 1") }
+        if draftMin < 0 || draftMin > draftMax { throw ValidationError("--draft-min must be within 0...--draft-max") }
         if lookupNgram < 1 { throw ValidationError("--lookup-ngram must be at least 1") }
         if !(0...1).contains(draftMinP) { throw ValidationError("--draft-min-p must be within 0...1") }
         if compare && !enabled { throw ValidationError("--compare needs --draft-model or --lookup") }
@@ -34,10 +38,10 @@ struct SpeculationFlags: ParsableArguments {
 
     /// The speculation to run, or nil without a draft source.
     func options(target: LanguageModel, session: Session) throws -> SpeculationOptions? {
-        if lookup { return SpeculationOptions(source: PromptLookupDraft(ngram: lookupNgram), maxDraft: draftMax) }
+        if lookup { return SpeculationOptions(source: PromptLookupDraft(ngram: lookupNgram), maxDraft: draftMax, minDraft: draftMin) }
         guard let draftModel else { return nil }
         let draft = try LanguageModel(path: try ModelStore().resolve(draftModel, pullIfMissing: true))
         let source = try DraftModel(model: draft, target: target, contextSize: session.capacity, pool: session.pool, minimumConfidence: draftMinP)
-        return SpeculationOptions(source: source, maxDraft: draftMax)
+        return SpeculationOptions(source: source, maxDraft: draftMax, minDraft: draftMin)
     }
 }

@@ -8,6 +8,9 @@ public struct BenchmarkTest: Sendable, Equatable {
         case promptProcessing = "pp"
         /// Text generation: one decode step per token.
         case textGeneration = "tg"
+        /// Speculative verification: one pass over all tokens with logits for every row, as
+        /// checking N-1 drafted tokens after the last accepted one takes.
+        case verification = "sv"
     }
 
     public let kind: Kind
@@ -21,7 +24,7 @@ public struct BenchmarkTest: Sendable, Equatable {
     /// llama-bench's name, e.g. "pp512" or "tg128".
     public var name: String { "\(kind.rawValue)\(tokens)" }
     /// llama-bench's `n_prompt` and `n_gen` of the test.
-    public var promptTokens: Int { kind == .promptProcessing ? tokens : 0 }
+    public var promptTokens: Int { kind == .textGeneration ? 0 : tokens }
     public var generatedTokens: Int { kind == .textGeneration ? tokens : 0 }
 }
 
@@ -96,7 +99,7 @@ public final class Benchmark {
             throw EvaluationError(description: "test \(test.name) needs 1 to \(session.capacity) tokens (the context size)")
         }
         let startTime = Date()
-        _ = try time(test.kind == .promptProcessing ? test : BenchmarkTest(.textGeneration, tokens: 1))
+        _ = try time(test.kind == .textGeneration ? BenchmarkTest(.textGeneration, tokens: 1) : test)
         let samples = try (0..<repetitions).map { _ in try time(test) }
         return BenchmarkMeasurement(test: test, samplesNanoseconds: samples, startTime: startTime)
     }
@@ -124,6 +127,8 @@ public final class Benchmark {
             try session.evaluate(tokens)
         case .textGeneration:
             for token in tokens { try session.evaluate([token]) }
+        case .verification:
+            try session.evaluate(tokens, logits: .all)
         }
         return DispatchTime.now().uptimeNanoseconds - start
     }

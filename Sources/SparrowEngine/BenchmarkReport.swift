@@ -92,6 +92,14 @@ public struct BenchmarkReport: Sendable {
             roofLine += "; \(tg.test.name) median " + format("%.1f t/s = %.1f%%", tg.tokensPerSecond.median, fraction * 100) + " of it"
         }
         lines.append(roofLine)
+        if let tg = measurements.first(where: { $0.test.kind == .textGeneration }) {
+            let step = tg.nanoseconds.median / Double(tg.test.tokens)
+            for sv in measurements where sv.test.kind == .verification {
+                let steps = step * Double(sv.test.tokens)
+                lines.append("\(sv.test.name): one pass over \(sv.test.tokens) tokens costs " + format("%.2f", sv.nanoseconds.median / steps)
+                    + "x of \(sv.test.tokens) \(tg.test.name) decode steps (medians " + format("%.1f ms vs %.1f ms", sv.nanoseconds.median / 1e6, steps / 1e6) + ")")
+            }
+        }
         lines.append("memory: peak RSS \(mebibytes(peakResidentBytes)); target (GGUF file \(mebibytes(modelFileBytes)) + KV cache "
             + "\(mebibytes(keyValueCacheBytes))) + 15% = \(mebibytes(residentTargetBytes))"
             + (peakResidentBytes <= residentTargetBytes ? " (met)" : " (exceeded)"))

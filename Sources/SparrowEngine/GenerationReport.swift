@@ -16,9 +16,11 @@ public struct GenerationReport: Encodable {
         let accepted: Int
         let acceptanceRate: Double
         let meanAcceptedLength: Double
-        /// With a plain run of the same prompt beside it: its decode speed and the ratio.
+        /// With a plain run of the same prompt beside it: its decode speed, the ratio, and
+        /// whether both generated the same tokens (with greedy decoding they must).
         let plainPredictedPerSecond: Double?
         let speedup: Double?
+        let sameTokensAsPlain: Bool?
     }
 
     struct TokenLogprob: Encodable {
@@ -71,7 +73,8 @@ public struct GenerationReport: Encodable {
             let plainSpeed = plain?.timings.generationTokensPerSecond
             return Speculation(drafted: stats.drafted, accepted: stats.accepted, acceptanceRate: stats.acceptanceRate,
                                meanAcceptedLength: stats.meanAcceptedLength, plainPredictedPerSecond: plainSpeed,
-                               speedup: plainSpeed.map { $0 > 0 ? t.generationTokensPerSecond / $0 : 0 })
+                               speedup: plainSpeed.map { $0 > 0 ? t.generationTokensPerSecond / $0 : 0 },
+                               sameTokensAsPlain: plain.map { $0.generatedTokens == result.generatedTokens })
         }
     }
 

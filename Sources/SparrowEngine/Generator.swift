@@ -126,7 +126,8 @@ public struct Generator {
             chosen = nil
             guard emit(token, from: row), session.count < session.capacity else { break }
             let room = min(drafter?.maxDraft ?? 0, options.maxTokens - result.generatedTokens.count - 1, session.capacity - session.count - 1)
-            let drafts = try room > 0 ? drafter!.source.draft(after: history, count: room, sampler: &sampler) : []
+            var drafts = try room > 0 ? drafter!.source.draft(after: history, count: room, sampler: &sampler) : []
+            if drafts.count < drafter?.minDraft ?? 0 { drafts = [] }
             if drafts.isEmpty {
                 row = try session.evaluate([token]).last
                 continue

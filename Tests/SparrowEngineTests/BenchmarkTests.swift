@@ -55,20 +55,21 @@ import Testing
 
 /// One real run on SmolLM2 with tiny tests, shared by the tests below (about a second).
 @Suite(.serialized) struct BenchmarkRunTests {
-    static let promptTokens = 8, generatedTokens = 4, repetitions = 2
+    static let promptTokens = 8, generatedTokens = 4, verifiedTokens = 3, repetitions = 2
     static let run = Result { () throws -> (LanguageModel, BenchmarkReport) in
         let model = try catalogModel("smollm2-135m")
         let bench = Benchmark(model: model, contextSize: promptTokens + generatedTokens, pool: ThreadPool(threadCount: 2))
         // A small bandwidth buffer keeps the test quick; it checks the roofline's consistency, not its value.
         let report = try bench.run([BenchmarkTest(.promptProcessing, tokens: promptTokens),
-                                    BenchmarkTest(.textGeneration, tokens: generatedTokens)],
+                                    BenchmarkTest(.textGeneration, tokens: generatedTokens),
+                                    BenchmarkTest(.verification, tokens: verifiedTokens)],
                                    repetitions: repetitions, bandwidthBufferBytes: 64 << 20)
         return (model, report)
     }
 
     @Test func reportsTimingsRooflineAndMemory() throws {
         let (model, report) = try Self.run.get()
-        #expect(report.measurements.map(\.test.name) == ["pp8", "tg4"])
+        #expect(report.measurements.map(\.test.name) == ["pp8", "tg4", "sv3"])
         for m in report.measurements {
             #expect(m.samplesNanoseconds.count == Self.repetitions)
             #expect(m.samplesNanoseconds.allSatisfy { $0 > 0 })
@@ -101,13 +102,17 @@ import Testing
         #expect(table.contains("| llama 135M Q4_1 "))
         #expect(table.contains(" pp8 |") && table.contains(" tg4 |"))
         #expect(table.contains("tg roofline:") && table.contains("peak RSS"))
+        // The verification pass against three decode steps: the ratio of the medians.
+        let sv = report.measurements[2]
+        let ratio = sv.nanoseconds.median / (tg.nanoseconds.median / 4 * 3)
+        #expect(table.contains("sv3: one pass over 3 tokens costs \(String(format: "%.2f", ratio))x of 3 tg4 decode steps"))
     }
 
     @Test func jsonRecordsUseLlamaBenchFieldNames() throws {
         let (_, report) = try Self.run.get()
         let json = try report.jsonString()
         let records = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: Any]])
-        #expect(records.count == 2)
+        #expect(records.count == 3)
         let llamaBenchFields: Set = [
             "cpu_info", "model_filename", "model_type", "model_size", "model_n_params", "n_batch", "n_ubatch",
             "n_threads", "type_k", "type_v", "use_mmap", "n_prompt", "n_gen", "test_time",
@@ -122,6 +127,7 @@ import Testing
         #expect(Set(tg.keys) == llamaBenchFields.union(sparrowFields).union(["tg_fraction_of_ceiling"]))
         #expect(pp["n_prompt"] as? Int == 8 && pp["n_gen"] as? Int == 0)
         #expect(tg["n_prompt"] as? Int == 0 && tg["n_gen"] as? Int == 4)
+        #expect(records[2]["n_prompt"] as? Int == 3 && records[2]["n_gen"] as? Int == 0)
         #expect(tg["n_threads"] as? Int == 2)
         #expect((tg["tensor_types"] as? [String: Any])?["q4_1"] != nil)
 

@@ -101,6 +101,12 @@ import Testing
         #expect(lookup.generatedTokens == plain.generatedTokens)
         let stats = try #require(lookup.speculation)
         #expect(stats.accepted > 10, "the rewrite copies the prompt: \(stats)")
+        // Only drafts of at least 6 tokens are verified: fewer passes, each with longer drafts.
+        let long = try generate(model, prompt: prompt, speculation: SpeculationOptions(source: PromptLookupDraft(), maxDraft: 8, minDraft: 6),
+                                pool: pool)
+        #expect(long.generatedTokens == plain.generatedTokens)
+        let longStats = try #require(long.speculation)
+        #expect(longStats.verifications > 0 && longStats.drafted >= 6 * longStats.verifications, "\(longStats)")
 
         let drafter = try DraftModel(model: model, target: model, contextSize: 256, pool: pool)
         let drafted = try generate(model, prompt: prompt, speculation: SpeculationOptions(source: drafter, maxDraft: 4), pool: pool)

@@ -29,10 +29,15 @@ public struct SpeculationOptions: Sendable {
     public var source: any DraftSource
     /// The most tokens drafted per verification pass.
     public var maxDraft: Int
+    /// Drafts shorter than this are dropped and the step decodes plainly: where a pass over a
+    /// few tokens costs about as much as that many single steps (small batches run the
+    /// per-token kernels), a short draft can only lose time.
+    public var minDraft: Int
 
-    public init(source: any DraftSource, maxDraft: Int) {
+    public init(source: any DraftSource, maxDraft: Int, minDraft: Int = 0) {
         self.source = source
         self.maxDraft = maxDraft
+        self.minDraft = minDraft
     }
 }
 
