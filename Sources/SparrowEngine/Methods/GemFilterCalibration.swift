@@ -96,6 +96,13 @@ public struct GemFilterCalibration: Codable, Sendable {
                 + (hits.map { "\($0)/\(prompts.count) hits" } ?? "not tried"))
             if let hits, hits >= fullHits { break }
         }
+        guard let hits = trials.last?.hits, hits >= fullHits else {
+            let best = trials.filter { $0.hits != nil }.max { $0.hits! < $1.hits! }
+            throw EvaluationError(description: "no layer keeps \(Int(minRetention * 100))% of the needle in every prompt and hits as often as "
+                + "full attention (\(fullHits)/\(prompts.count))"
+                + (best.map { "; the best layer tried, \($0.layer), hits \($0.hits!)/\(prompts.count)" } ?? "")
+                + ". Nothing was saved; try a larger --gemfilter-keep or a lower --min-retention.")
+        }
         return GemFilterCalibration(modelSHA256: modelSHA256, variant: filter.calibrationVariant, layer: trials.count - 1, keep: filter.keep,
                                     lengths: lengths, depths: depths, minRetention: minRetention, fullAttentionHits: fullHits, trials: trials)
     }
