@@ -40,12 +40,13 @@ AUSTEN = REPO.parent / "shared" / "data" / "austen" / "pride_and_prejudice.txt"
 def tasks() -> dict[str, tuple[str, int]]:
     """Task name -> (chat message, tokens to generate)."""
     code = (REPO / "Sources" / "SparrowEngine" / "Methods" / "PromptLookupDraft.swift").read_text()
-    paragraphs = [p.strip() for p in AUSTEN.read_text().split("\n\n") if len(p.strip()) > 300]
-    passage = "\n\n".join(paragraphs[40:46])
+    # Gutenberg's hard line breaks unwrapped: models copy prose as running text.
+    paragraphs = [" ".join(p.split()) for p in AUSTEN.read_text().split("\n\n") if len(p.strip()) > 300]
+    passage = "\n\n".join(paragraphs[40:43])
     return {
         "code-edit": ("Rewrite the following Swift code with one change: rename the variable `history` to `tokens` "
                       "everywhere. Reply with the complete code only.\n\n```swift\n" + code + "```", 512),
-        "quote": (passage + "\n\nCopy the third paragraph of the text above word for word.", 256),
+        "quote": (passage + "\n\nRepeat the text above exactly, word for word.", 256),
         "code-completion": ("Write a Python module that parses a CSV file of transactions (date, description, amount), "
                             "groups them by month, and prints a table of monthly totals. Include type hints and "
                             "docstrings.", 256),
@@ -71,7 +72,7 @@ def model_path(model: str) -> str:
     return result.stdout.strip()
 
 
-def peer_servers(target: str, draft: str, draft_max: int, ngram: int):
+def peer_servers(target: str, draft: str, draft_max: int, min_p: float, ngram: int):
     """llama.cpp servers: plain, draft model, n-gram lookup (name -> LlamaServer factory)."""
     import xllamacpp
 
@@ -85,7 +86,7 @@ def peer_servers(target: str, draft: str, draft_max: int, ngram: int):
         d = params.speculative.draft
         d.mparams.path = draft
         d.n_max = draft_max
-        d.p_min = 0.5
+        d.p_min = min_p
         d.cpuparams.n_threads = 2
         d.cpuparams_batch.n_threads = 2
         d.n_gpu_layers = 0
@@ -114,15 +115,21 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--draft-max", type=int, default=8)
     parser.add_argument("--lookup-ngram", type=int, default=3)
+    parser.add_argument("--lookup-min-ngram", type=int, default=1)
     parser.add_argument("--task", action="append", help="only these tasks (repeatable)")
+    parser.add_argument("--source", action="append", choices=["lookup", "draft model"], help="only these draft sources (repeatable)")
+    parser.add_argument("--draft-min-p", type=float, default=0.5, help="the draft model's confidence cut-off (0: always --draft-max)")
     parser.add_argument("--peer", action="store_true", help="also measure llama.cpp's plain, draft-model and n-gram decoding")
     parser.add_argument("--json", help="write all runs to this file")
     args = parser.parse_args()
 
     chosen = {name: task for name, task in tasks().items() if not args.task or name in args.task}
-    sources = {"lookup": ["--lookup", "--lookup-ngram", str(args.lookup_ngram), "--draft-max", str(args.draft_max)],
-               "draft model": ["--draft-model", args.draft_model, "--draft-max", str(args.draft_max)]}
-    runs: dict = {"model": args.model, "draft_model": args.draft_model, "draft_max": args.draft_max, "sparrow": {}, "peer": {}}
+    sources = {"lookup": ["--lookup", "--lookup-ngram", str(args.lookup_ngram), "--lookup-min-ngram", str(args.lookup_min_ngram),
+                          "--draft-max", str(args.draft_max)],
+               "draft model": ["--draft-model", args.draft_model, "--draft-max", str(args.draft_max), "--draft-min-p", str(args.draft_min_p)]}
+    sources = {name: flags for name, flags in sources.items() if not args.source or name in args.source}
+    runs: dict = {"model": args.model, "draft_model": args.draft_model, "draft_max": args.draft_max, "draft_min_p": args.draft_min_p,
+                  "sparrow": {}, "peer": {}}
     prompts: dict[str, list[int]] = {}
     for task, (message, tokens) in chosen.items():
         for source, flags in sources.items():
@@ -140,7 +147,7 @@ def main() -> None:
                 Path(args.json).write_text(json.dumps(runs, indent=1))
 
     if args.peer:
-        servers = peer_servers(model_path(args.model), model_path(args.draft_model), args.draft_max, args.lookup_ngram)
+        servers = peer_servers(model_path(args.model), model_path(args.draft_model), args.draft_max, args.draft_min_p, args.lookup_ngram)
         for name, start in servers.items():
             server = start()
             try:

@@ -13,6 +13,9 @@ struct SpeculationFlags: ParsableArguments {
     @Option(name: .customLong("lookup-ngram"), help: "The longest n-gram prompt lookup matches.")
     var lookupNgram = 3
 
+    @Option(name: .customLong("lookup-min-ngram"), help: "The shortest n-gram prompt lookup falls back to.")
+    var lookupMinNgram = 1
+
     @Option(name: .customLong("draft-max"), help: "The most tokens drafted per verification pass.")
     var draftMax = 8
 
@@ -29,6 +32,7 @@ struct SpeculationFlags: ParsableArguments {
         if draftModel != nil && lookup { throw ValidationError("choose --draft-model or --lookup, not both") }
         if draftMax < 1 { throw ValidationError("--draft-max must be at least 1") }
         if draftMin < 0 || draftMin > draftMax { throw ValidationError("--draft-min must be within 0...--draft-max") }
+        if lookupMinNgram < 1 || lookupMinNgram > lookupNgram { throw ValidationError("--lookup-min-ngram must be within 1...--lookup-ngram") }
         if lookupNgram < 1 { throw ValidationError("--lookup-ngram must be at least 1") }
         if !(0...1).contains(draftMinP) { throw ValidationError("--draft-min-p must be within 0...1") }
         if compare && !enabled { throw ValidationError("--compare needs --draft-model or --lookup") }
@@ -38,7 +42,7 @@ struct SpeculationFlags: ParsableArguments {
 
     /// The speculation to run, or nil without a draft source.
     func options(target: LanguageModel, session: Session) throws -> SpeculationOptions? {
-        if lookup { return SpeculationOptions(source: PromptLookupDraft(ngram: lookupNgram), maxDraft: draftMax, minDraft: draftMin) }
+        if lookup { return SpeculationOptions(source: PromptLookupDraft(ngram: lookupNgram, minimumNgram: lookupMinNgram), maxDraft: draftMax, minDraft: draftMin) }
         guard let draftModel else { return nil }
         let draft = try LanguageModel(path: try ModelStore().resolve(draftModel, pullIfMissing: true))
         let source = try DraftModel(model: draft, target: target, contextSize: session.capacity, pool: session.pool, minimumConfidence: draftMinP)

@@ -137,15 +137,26 @@ public struct Generator {
             let rows = try session.evaluate([token] + drafts.map(\.token), logits: .all)
             let targets = (0...drafts.count).map { i in sampler.distribution(rows[i], history: history + drafts[..<i].map(\.token)) }
             let verdict = SpeculativeSampling.verify(drafts, target: targets, sampler: &sampler)
+            let margin = drafter!.greedyTieMargin
+            // Greedy: a near-tie up to the verdict is decided again by a single-token step of the
+            // token before it (its cache entry is made again too), as plain decoding decides it.
+            let tie = sampler.isGreedy ? (0...verdict.accepted).first { i in
+                sampler.greedyMargin(rows[i], history: history + drafts[..<i].map(\.token)) < margin
+            } : nil
+            let accepted = tie ?? verdict.accepted
             result.speculation!.drafted += drafts.count
-            result.speculation!.accepted += verdict.accepted
+            result.speculation!.accepted += accepted
             result.speculation!.verifications += 1
-            session.truncate(to: base + 1 + verdict.accepted)
+            session.truncate(to: base + (tie == nil ? 1 : 0) + accepted)
             var open = true
-            for (i, draft) in drafts.prefix(verdict.accepted).enumerated() where open { open = emit(draft.token, from: rows[i]) }
+            for (i, draft) in drafts.prefix(accepted).enumerated() where open { open = emit(draft.token, from: rows[i]) }
             guard open else { break }
-            chosen = verdict.next
-            row = rows[verdict.accepted]
+            if tie != nil {
+                row = try session.evaluate([accepted == 0 ? token : drafts[accepted - 1].token]).last
+            } else {
+                chosen = verdict.next
+                row = rows[verdict.accepted]
+            }
         }
         if !stoppedByString {
             stoppedByString = stops.append(detokenizer.finish(), emit: onText)

@@ -73,14 +73,7 @@ public struct Sampler: Sendable {
     /// temperature with the top-k, top-p and min-p filters.
     public mutating func distribution(_ logits: UnsafeBufferPointer<Float>, history: some Collection<Int>) -> TokenDistribution {
         let p = parameters
-        adjusted.removeAll(keepingCapacity: true)
-        adjusted.append(contentsOf: logits)
-        if p.repeatPenalty != 1, p.repeatLastN > 0 {
-            for token in Set(history.suffix(p.repeatLastN)) where token >= 0 && token < adjusted.count {
-                let l = adjusted[token]
-                adjusted[token] = l > 0 ? l / p.repeatPenalty : l * p.repeatPenalty
-            }
-        }
+        adjust(logits, history: history)
         if isGreedy {
             return .certain(adjusted.withUnsafeBufferPointer { argmax($0) })
         }
@@ -111,6 +104,27 @@ public struct Sampler: Sendable {
         let scaled = candidates.map { expf((adjusted[$0] - top) / p.temperature) }
         let total = scaled.reduce(0, +)
         return TokenDistribution(tokens: candidates, probabilities: scaled.map { $0 / total })
+    }
+
+    /// How far greedy's choice leads: the gap between the two highest logits after the
+    /// repetition penalty (infinite for a single token).
+    public mutating func greedyMargin(_ logits: UnsafeBufferPointer<Float>, history: some Collection<Int>) -> Float {
+        adjust(logits, history: history)
+        let best = adjusted.withUnsafeBufferPointer { topIndices($0, count: 2) }
+        return best.count < 2 ? .infinity : adjusted[best[0]] - adjusted[best[1]]
+    }
+
+    /// `adjusted` = the logits with the repetition penalty applied.
+    private mutating func adjust(_ logits: UnsafeBufferPointer<Float>, history: some Collection<Int>) {
+        let p = parameters
+        adjusted.removeAll(keepingCapacity: true)
+        adjusted.append(contentsOf: logits)
+        if p.repeatPenalty != 1, p.repeatLastN > 0 {
+            for token in Set(history.suffix(p.repeatLastN)) where token >= 0 && token < adjusted.count {
+                let l = adjusted[token]
+                adjusted[token] = l > 0 ? l / p.repeatPenalty : l * p.repeatPenalty
+            }
+        }
     }
 
     /// One token drawn from `distribution` (no randomness used when it is certain).

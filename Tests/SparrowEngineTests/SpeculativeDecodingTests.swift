@@ -114,6 +114,19 @@ import Testing
         #expect(drafted.speculation!.acceptanceRate > 0.9, "a model drafting for itself is nearly always right")
     }
 
+    /// Qwen's K-quant kernels sum a batch in another order than a single token, so a
+    /// verification pass's logits differ slightly from a decode step's; near-ties are decided
+    /// again by a decode step, and a long copied reply stays plain greedy decoding's.
+    @Test func batchedVerificationOfKQuantsKeepsPlainGreedyOutput() throws {
+        let model = try catalogModel("qwen2.5-coder-0.5b")
+        let pool = ThreadPool(threadCount: 2)
+        let prompt = try model.chatPromptTokens([ChatMessage(role: "user", content: "Repeat this code exactly:\n\n" + code)])
+        let plain = try generate(model, prompt: prompt, speculation: nil, pool: pool)
+        let lookup = try generate(model, prompt: prompt, speculation: SpeculationOptions(source: PromptLookupDraft(), maxDraft: 15), pool: pool)
+        #expect(lookup.generatedTokens == plain.generatedTokens)
+        #expect(lookup.speculation!.accepted > 10, "\(lookup.speculation!)")
+    }
+
     @Test func sampledSpeculationIsReproducibleAndStopsAtTheLimit() throws {
         let model = try catalogModel("smollm2-135m")
         let pool = ThreadPool(threadCount: 2)

@@ -33,6 +33,12 @@ public struct SpeculationOptions: Sendable {
     /// few tokens costs about as much as that many single steps (small batches run the
     /// per-token kernels), a short draft can only lose time.
     public var minDraft: Int
+    /// Greedy only: where the model's two best logits in a verification pass are closer than
+    /// this, the choice is made again by a single-token step, as plain decoding makes it. The
+    /// batched kernels sum in another order than the single-token ones (as llama.cpp's do, for
+    /// K-quants), and their logits differ by a few hundredths after many layers: enough to
+    /// flip a near-tie and leave plain greedy decoding's text.
+    public var greedyTieMargin: Float = 0.25
 
     public init(source: any DraftSource, maxDraft: Int, minDraft: Int = 0) {
         self.source = source
