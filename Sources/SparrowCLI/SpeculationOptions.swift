@@ -25,6 +25,9 @@ struct SpeculationFlags: ParsableArguments {
     @Option(name: .customLong("draft-min-p"), help: "A draft model stops drafting when its top probability falls below this.")
     var draftMinP: Float = 0.5
 
+    @Flag(name: .customLong("draft-always"), help: "Draft at every step, even while drafting measures slower than plain decoding.")
+    var draftAlways = false
+
     @Flag(help: "Also decode the same prompt plainly and report both speeds (with --draft-model or --lookup).")
     var compare = false
 
@@ -35,6 +38,7 @@ struct SpeculationFlags: ParsableArguments {
         if lookupMinNgram < 1 || lookupMinNgram > lookupNgram { throw ValidationError("--lookup-min-ngram must be within 1...--lookup-ngram") }
         if lookupNgram < 1 { throw ValidationError("--lookup-ngram must be at least 1") }
         if !(0...1).contains(draftMinP) { throw ValidationError("--draft-min-p must be within 0...1") }
+        if draftAlways && !enabled { throw ValidationError("--draft-always needs --draft-model or --lookup") }
         if compare && !enabled { throw ValidationError("--compare needs --draft-model or --lookup") }
     }
 
@@ -42,10 +46,16 @@ struct SpeculationFlags: ParsableArguments {
 
     /// The speculation to run, or nil without a draft source.
     func options(target: LanguageModel, session: Session) throws -> SpeculationOptions? {
-        if lookup { return SpeculationOptions(source: PromptLookupDraft(ngram: lookupNgram, minimumNgram: lookupMinNgram), maxDraft: draftMax, minDraft: draftMin) }
+        guard var speculation = try source(target: target, session: session).map({ SpeculationOptions(source: $0, maxDraft: draftMax, minDraft: draftMin) })
+        else { return nil }
+        speculation.adaptive = !draftAlways
+        return speculation
+    }
+
+    private func source(target: LanguageModel, session: Session) throws -> (any DraftSource)? {
+        if lookup { return PromptLookupDraft(ngram: lookupNgram, minimumNgram: lookupMinNgram) }
         guard let draftModel else { return nil }
         let draft = try LanguageModel(path: try ModelStore().resolve(draftModel, pullIfMissing: true))
-        let source = try DraftModel(model: draft, target: target, contextSize: session.capacity, pool: session.pool, minimumConfidence: draftMinP)
-        return SpeculationOptions(source: source, maxDraft: draftMax, minDraft: draftMin)
+        return try DraftModel(model: draft, target: target, contextSize: session.capacity, pool: session.pool, minimumConfidence: draftMinP)
     }
 }

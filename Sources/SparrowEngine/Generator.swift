@@ -118,6 +118,9 @@ public struct Generator {
 
         var drafter = options.speculation
         if drafter != nil { result.speculation = SpeculationStats() }
+        // Sampled runs draft at every step: pacing by time would change which random numbers a
+        // seed's run draws.
+        var pacing = drafter.flatMap { $0.adaptive && sampler.isGreedy ? DraftPacing() : nil }
         var row = logits.last
         // A token the verification already chose, not yet emitted.
         var chosen: Int?
@@ -125,11 +128,14 @@ public struct Generator {
             let token = chosen ?? sampler.sample(row, history: history)
             chosen = nil
             guard emit(token, from: row), session.count < session.capacity else { break }
-            let room = min(drafter?.maxDraft ?? 0, options.maxTokens - result.generatedTokens.count - 1, session.capacity - session.count - 1)
+            let roundStart = DispatchTime.now()
+            let paced = pacing?.allowsDraft(at: result.generatedTokens.count) ?? true
+            let room = paced ? min(drafter?.maxDraft ?? 0, options.maxTokens - result.generatedTokens.count - 1, session.capacity - session.count - 1) : 0
             var drafts = try room > 0 ? drafter!.source.draft(after: history, count: room, sampler: &sampler) : []
             if drafts.count < drafter?.minDraft ?? 0 { drafts = [] }
             if drafts.isEmpty {
                 row = try session.evaluate([token]).last
+                pacing?.recordPlainStep(seconds: seconds(roundStart, DispatchTime.now()))
                 continue
             }
             // One pass over the token and its drafts gives the distribution after each prefix.
@@ -157,6 +163,7 @@ public struct Generator {
                 chosen = verdict.next
                 row = rows[verdict.accepted]
             }
+            pacing?.recordRound(seconds: seconds(roundStart, DispatchTime.now()), tokens: accepted + 1, at: result.generatedTokens.count)
         }
         if !stoppedByString {
             stoppedByString = stops.append(detokenizer.finish(), emit: onText)

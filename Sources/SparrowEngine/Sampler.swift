@@ -73,6 +73,7 @@ public struct Sampler: Sendable {
     /// temperature with the top-k, top-p and min-p filters.
     public mutating func distribution(_ logits: UnsafeBufferPointer<Float>, history: some Collection<Int>) -> TokenDistribution {
         let p = parameters
+        if isGreedy && !penalizes { return .certain(argmax(logits)) }
         adjust(logits, history: history)
         if isGreedy {
             return .certain(adjusted.withUnsafeBufferPointer { argmax($0) })
@@ -109,9 +110,20 @@ public struct Sampler: Sendable {
     /// How far greedy's choice leads: the gap between the two highest logits after the
     /// repetition penalty (infinite for a single token).
     public mutating func greedyMargin(_ logits: UnsafeBufferPointer<Float>, history: some Collection<Int>) -> Float {
+        guard penalizes else { return Self.gapBetweenTopTwo(logits) }
         adjust(logits, history: history)
-        let best = adjusted.withUnsafeBufferPointer { topIndices($0, count: 2) }
-        return best.count < 2 ? .infinity : adjusted[best[0]] - adjusted[best[1]]
+        return adjusted.withUnsafeBufferPointer { Self.gapBetweenTopTwo($0) }
+    }
+
+    private var penalizes: Bool { parameters.repeatPenalty != 1 && parameters.repeatLastN > 0 }
+
+    private static func gapBetweenTopTwo(_ values: UnsafeBufferPointer<Float>) -> Float {
+        guard values.count > 1 else { return .infinity }
+        var first = -Float.infinity, second = -Float.infinity
+        for v in values {
+            if v > first { (first, second) = (v, first) } else if v > second { second = v }
+        }
+        return first - second
     }
 
     /// `adjusted` = the logits with the repetition penalty applied.
@@ -119,7 +131,7 @@ public struct Sampler: Sendable {
         let p = parameters
         adjusted.removeAll(keepingCapacity: true)
         adjusted.append(contentsOf: logits)
-        if p.repeatPenalty != 1, p.repeatLastN > 0 {
+        if penalizes {
             for token in Set(history.suffix(p.repeatLastN)) where token >= 0 && token < adjusted.count {
                 let l = adjusted[token]
                 adjusted[token] = l > 0 ? l / p.repeatPenalty : l * p.repeatPenalty
@@ -143,6 +155,14 @@ public struct Sampler: Sendable {
 }
 
 /// Index of the largest value (the first one on ties, as llama.cpp's greedy sampler).
+/// The largest softmax probability of `logits`: how sure the model is of its first choice.
+public func topProbability(_ logits: UnsafeBufferPointer<Float>) -> Float {
+    guard let top = logits.max() else { return 0 }
+    var total: Float = 0
+    for l in logits { total += expf(l - top) }
+    return 1 / total
+}
+
 public func argmax(_ values: UnsafeBufferPointer<Float>) -> Int {
     var best = 0
     var bestValue = -Float.infinity

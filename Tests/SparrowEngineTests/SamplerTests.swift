@@ -9,6 +9,12 @@ private func withLogits<R>(_ values: [Float], _ body: (UnsafeBufferPointer<Float
 @Suite struct SamplerTests {
     let logits: [Float] = [1.0, 3.0, 2.5, -1.0, 0.5]
 
+    /// A draft model's confidence, whatever the sampling settings.
+    @Test func topProbabilityIsTheLargestSoftmaxProbability() {
+        #expect(abs(withLogits([0, 0]) { topProbability($0) } - 0.5) < 1e-6)
+        #expect(abs(withLogits([log(3), 0, -Float.infinity]) { topProbability($0) } - 0.75) < 1e-6)
+    }
+
     @Test func greedyPicksTheLargestLogit() {
         var sampler = Sampler(SamplingParameters())
         #expect(withLogits(logits) { sampler.sample($0, history: []) } == 1)

@@ -56,6 +56,38 @@ import Testing
     }
 }
 
+@Suite struct DraftPacingTests {
+    /// Rounds weigh by the tokens they yield: one rejection amid long accepted drafts keeps
+    /// drafting, a run of them pauses it.
+    @Test func oneRejectedDraftAmidAcceptedOnesKeepsDrafting() {
+        var pacing = DraftPacing()
+        pacing.recordPlainStep(seconds: 0.024)
+        pacing.recordRound(seconds: 0.104, tokens: 14, at: 14)
+        pacing.recordRound(seconds: 0.104, tokens: 1, at: 15)  // 0.156 s / 8 tokens
+        #expect(pacing.allowsDraft(at: 16))
+        pacing.recordRound(seconds: 0.104, tokens: 1, at: 16)  // 0.182 / 5
+        #expect(!pacing.allowsDraft(at: 17), "a run of rejections pauses")
+    }
+
+    /// Rounds slower per token than plain steps pause drafting, for longer each time they lose;
+    /// a winning round restores the shortest pause.
+    @Test func pausesDraftingWhileItLosesToPlainSteps() {
+        var pacing = DraftPacing()
+        #expect(pacing.allowsDraft(at: 0))
+        pacing.recordRound(seconds: 0.1, tokens: 1, at: 1)
+        #expect(!pacing.allowsDraft(at: 2) && pacing.allowsDraft(at: 3), "one plain step first (the next token is the verdict's), to compare with")
+        pacing.recordPlainStep(seconds: 0.02)
+        pacing.recordRound(seconds: 0.1, tokens: 2, at: 10)  // (0.05 + 0.1) / (0.5 + 2) s per token against 0.02
+        #expect(!pacing.allowsDraft(at: 25) && pacing.allowsDraft(at: 26))
+        pacing.recordRound(seconds: 0.1, tokens: 1, at: 26)
+        #expect(!pacing.allowsDraft(at: 57) && pacing.allowsDraft(at: 58), "the pause doubles")
+        pacing.recordRound(seconds: 0.1, tokens: 10, at: 70)  // 0.01 s per token: drafting wins
+        #expect(pacing.allowsDraft(at: 71))
+        pacing.recordRound(seconds: 0.1, tokens: 1, at: 80)  // 0.15 / 6 = 0.025: loses, shortest pause again
+        #expect(!pacing.allowsDraft(at: 95) && pacing.allowsDraft(at: 96))
+    }
+}
+
 @Suite struct PromptLookupTests {
     @Test func draftsWhatFollowedTheLatestEarlierOccurrence() {
         let history = [1, 2, 3, 9, 9, 1, 2, 3, 4, 5, 6, 7, 1, 2, 3]
@@ -80,6 +112,13 @@ import Testing
 
         """
 
+    /// Drafting at every step: pacing by measured time would make the counts depend on timing.
+    private func everyStep(_ source: any DraftSource, maxDraft: Int, minDraft: Int = 0) -> SpeculationOptions {
+        var options = SpeculationOptions(source: source, maxDraft: maxDraft, minDraft: minDraft)
+        options.adaptive = false
+        return options
+    }
+
     private func generate(_ model: LanguageModel, prompt: [Int], speculation: SpeculationOptions?, sampling: SamplingParameters = .init(),
                           pool: ThreadPool) throws -> GenerationResult {
         var options = GenerationOptions()
@@ -97,19 +136,19 @@ import Testing
         let pool = ThreadPool(threadCount: 2)
         let prompt = model.promptTokens(code)
         let plain = try generate(model, prompt: prompt, speculation: nil, pool: pool)
-        let lookup = try generate(model, prompt: prompt, speculation: SpeculationOptions(source: PromptLookupDraft(), maxDraft: 8), pool: pool)
+        let lookup = try generate(model, prompt: prompt, speculation: everyStep(PromptLookupDraft(), maxDraft: 8), pool: pool)
         #expect(lookup.generatedTokens == plain.generatedTokens)
         let stats = try #require(lookup.speculation)
         #expect(stats.accepted > 10, "the rewrite copies the prompt: \(stats)")
         // Only drafts of at least 6 tokens are verified: fewer passes, each with longer drafts.
-        let long = try generate(model, prompt: prompt, speculation: SpeculationOptions(source: PromptLookupDraft(), maxDraft: 8, minDraft: 6),
+        let long = try generate(model, prompt: prompt, speculation: everyStep(PromptLookupDraft(), maxDraft: 8, minDraft: 6),
                                 pool: pool)
         #expect(long.generatedTokens == plain.generatedTokens)
         let longStats = try #require(long.speculation)
         #expect(longStats.verifications > 0 && longStats.drafted >= 6 * longStats.verifications, "\(longStats)")
 
         let drafter = try DraftModel(model: model, target: model, contextSize: 256, pool: pool)
-        let drafted = try generate(model, prompt: prompt, speculation: SpeculationOptions(source: drafter, maxDraft: 4), pool: pool)
+        let drafted = try generate(model, prompt: prompt, speculation: everyStep(drafter, maxDraft: 4), pool: pool)
         #expect(drafted.generatedTokens == plain.generatedTokens)
         #expect(drafted.speculation!.acceptanceRate > 0.9, "a model drafting for itself is nearly always right")
     }
@@ -122,7 +161,7 @@ import Testing
         let pool = ThreadPool(threadCount: 2)
         let prompt = try model.chatPromptTokens([ChatMessage(role: "user", content: "Repeat this code exactly:\n\n" + code)])
         let plain = try generate(model, prompt: prompt, speculation: nil, pool: pool)
-        let lookup = try generate(model, prompt: prompt, speculation: SpeculationOptions(source: PromptLookupDraft(), maxDraft: 15), pool: pool)
+        let lookup = try generate(model, prompt: prompt, speculation: everyStep(PromptLookupDraft(), maxDraft: 15), pool: pool)
         #expect(lookup.generatedTokens == plain.generatedTokens)
         #expect(lookup.speculation!.accepted > 10, "\(lookup.speculation!)")
     }
@@ -134,7 +173,7 @@ import Testing
         sampling.temperature = 0.8
         sampling.topP = 0.95
         sampling.seed = 5
-        let speculation = SpeculationOptions(source: PromptLookupDraft(), maxDraft: 8)
+        let speculation = everyStep(PromptLookupDraft(), maxDraft: 8)
         let first = try generate(model, prompt: model.promptTokens(code), speculation: speculation, sampling: sampling, pool: pool)
         let second = try generate(model, prompt: model.promptTokens(code), speculation: speculation, sampling: sampling, pool: pool)
         #expect(first.generatedTokens == second.generatedTokens)

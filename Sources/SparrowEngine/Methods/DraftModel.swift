@@ -38,8 +38,10 @@ public struct DraftModel: DraftSource {
         var context = history
         var drafts: [DraftToken] = []
         while drafts.count < count {
+            // Confidence is the draft's own softmax top probability: under greedy decoding the
+            // distribution it draws from is certain whatever the logits say.
+            guard minimumConfidence <= 0 || topProbability(logits.last) >= minimumConfidence else { break }
             let distribution = draftSampler!.distribution(logits.last, history: context)
-            guard distribution.probabilities[0] >= minimumConfidence else { break }
             let token = draftSampler!.draw(from: distribution)
             drafts.append(DraftToken(token: token, distribution: distribution))
             context.append(token)

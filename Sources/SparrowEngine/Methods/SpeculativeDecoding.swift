@@ -39,11 +39,54 @@ public struct SpeculationOptions: Sendable {
     /// K-quants), and their logits differ by a few hundredths after many layers: enough to
     /// flip a near-tie and leave plain greedy decoding's text.
     public var greedyTieMargin: Float = 0.25
+    /// Greedy only: stop drafting for a while when drafting and verifying measure slower per
+    /// token than plain decode steps (see `DraftPacing`); false drafts at every step. Sampled
+    /// runs always draft at every step, so that a seed reproduces them.
+    public var adaptive = true
 
     public init(source: any DraftSource, maxDraft: Int, minDraft: Int = 0) {
         self.source = source
         self.maxDraft = maxDraft
         self.minDraft = minDraft
+    }
+}
+
+/// Drafts only while drafting pays, by measured time: the seconds rounds take (drafting,
+/// verifying, any tie decided again) over the tokens they yield, each older round weighing
+/// half as much as the next, against plain decode steps' seconds per token. So one rejected
+/// draft amid long accepted ones does not stop drafting, a run of them does. When rounds are
+/// slower, drafting pauses for 16 tokens, doubling up to 256 while it keeps losing, then a
+/// fresh round probes again. Text the source cannot predict (prompt lookup on new prose) then
+/// costs little more than plain decoding.
+struct DraftPacing {
+    private var plainSecondsPerToken: Double?
+    private var roundSeconds = 0.0, roundTokens = 0.0
+    private var resumeAt = 0
+    private var pause = Self.firstPause
+    static let firstPause = 16, longestPause = 256
+    /// How much of the past a new measurement keeps.
+    static let decay = 0.5
+
+    func allowsDraft(at generated: Int) -> Bool { generated >= resumeAt }
+
+    mutating func recordPlainStep(seconds: Double) {
+        plainSecondsPerToken = plainSecondsPerToken.map { Self.decay * $0 + (1 - Self.decay) * seconds } ?? seconds
+    }
+
+    mutating func recordRound(seconds: Double, tokens: Int, at generated: Int) {
+        roundSeconds = Self.decay * roundSeconds + seconds
+        roundTokens = Self.decay * roundTokens + Double(tokens)
+        guard let plain = plainSecondsPerToken else {
+            resumeAt = generated + 2  // the next check comes after one more token: one plain step to compare with
+            return
+        }
+        if roundSeconds / roundTokens > plain {
+            resumeAt = generated + pause
+            pause = min(2 * pause, Self.longestPause)
+            (roundSeconds, roundTokens) = (0, 0)  // the probe after the pause is judged on its own
+        } else {
+            pause = Self.firstPause
+        }
     }
 }
 
