@@ -118,7 +118,7 @@ def main() -> None:
     parser.add_argument("--lookup-min-ngram", type=int, default=1)
     parser.add_argument("--task", action="append", help="only these tasks (repeatable)")
     parser.add_argument("--source", action="append", choices=["lookup", "draft model"], help="only these draft sources (repeatable)")
-    parser.add_argument("--draft-min-p", type=float, default=0.5, help="the draft model's confidence cut-off (0: always --draft-max)")
+    parser.add_argument("--draft-min-p", type=float, default=0.0, help="the draft model's confidence cut-off (0: always --draft-max)")
     parser.add_argument("--peer", action="store_true", help="also measure llama.cpp's plain, draft-model and n-gram decoding")
     parser.add_argument("--json", help="write all runs to this file")
     args = parser.parse_args()

@@ -22,8 +22,10 @@ struct SpeculationFlags: ParsableArguments {
     @Option(name: .customLong("draft-min"), help: "Drafts shorter than this are dropped (that step decodes plainly).")
     var draftMin = 0
 
+    // Default 0: on a 2-core machine verifying fewer than 8 tokens costs as much as decoding
+    // them, so cutting drafts short lost (measured on a code edit: 0.88x at 0.5, 1.10x at 0).
     @Option(name: .customLong("draft-min-p"), help: "A draft model stops drafting when its top probability falls below this.")
-    var draftMinP: Float = 0.5
+    var draftMinP: Float = 0
 
     @Flag(name: .customLong("draft-always"), help: "Draft at every step, even while drafting measures slower than plain decoding.")
     var draftAlways = false

@@ -65,8 +65,10 @@ import Testing
         pacing.recordRound(seconds: 0.104, tokens: 14, at: 14)
         pacing.recordRound(seconds: 0.104, tokens: 1, at: 15)  // 0.156 s / 8 tokens
         #expect(pacing.allowsDraft(at: 16))
-        pacing.recordRound(seconds: 0.104, tokens: 1, at: 16)  // 0.182 / 5
-        #expect(!pacing.allowsDraft(at: 17), "a run of rejections pauses")
+        pacing.recordRound(seconds: 0.104, tokens: 1, at: 16)  // 0.182 / 5 = 0.036: still under twice 0.024
+        #expect(pacing.allowsDraft(at: 17))
+        pacing.recordRound(seconds: 0.104, tokens: 1, at: 17)  // 0.195 / 3.5 = 0.056
+        #expect(!pacing.allowsDraft(at: 18), "a run of rejections pauses")
     }
 
     /// Rounds slower per token than plain steps pause drafting, for longer each time they lose;
@@ -77,14 +79,16 @@ import Testing
         pacing.recordRound(seconds: 0.1, tokens: 1, at: 1)
         #expect(!pacing.allowsDraft(at: 2) && pacing.allowsDraft(at: 3), "one plain step first (the next token is the verdict's), to compare with")
         pacing.recordPlainStep(seconds: 0.02)
-        pacing.recordRound(seconds: 0.1, tokens: 2, at: 10)  // (0.05 + 0.1) / (0.5 + 2) s per token against 0.02
+        pacing.recordRound(seconds: 0.1, tokens: 2, at: 10)  // (0.05 + 0.1) / (0.5 + 2) = 0.06 s per token: over twice 0.02
         #expect(!pacing.allowsDraft(at: 25) && pacing.allowsDraft(at: 26))
         pacing.recordRound(seconds: 0.1, tokens: 1, at: 26)
         #expect(!pacing.allowsDraft(at: 57) && pacing.allowsDraft(at: 58), "the pause doubles")
         pacing.recordRound(seconds: 0.1, tokens: 10, at: 70)  // 0.01 s per token: drafting wins
         #expect(pacing.allowsDraft(at: 71))
-        pacing.recordRound(seconds: 0.1, tokens: 1, at: 80)  // 0.15 / 6 = 0.025: loses, shortest pause again
-        #expect(!pacing.allowsDraft(at: 95) && pacing.allowsDraft(at: 96))
+        pacing.recordRound(seconds: 0.1, tokens: 1, at: 80)  // 0.15 / 6 = 0.025: not twice as slow, goes on
+        #expect(pacing.allowsDraft(at: 81))
+        pacing.recordRound(seconds: 0.1, tokens: 1, at: 81)  // 0.175 / 4 = 0.044: pauses, shortest pause again
+        #expect(!pacing.allowsDraft(at: 96) && pacing.allowsDraft(at: 97))
     }
 }
 
