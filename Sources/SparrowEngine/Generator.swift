@@ -146,8 +146,10 @@ public struct Generator {
             let margin = drafter!.greedyTieMargin
             // Greedy: a near-tie up to the verdict is decided again by a single-token step of the
             // token before it (its cache entry is made again too), as plain decoding decides it.
+            // So is the next token of a round that accepted nothing: one step more, and the cache
+            // holds nothing from the batched pass.
             let tie = sampler.isGreedy ? (0...verdict.accepted).first { i in
-                sampler.greedyMargin(rows[i], history: history + drafts[..<i].map(\.token)) < margin
+                i == 0 && verdict.accepted == 0 || sampler.greedyMargin(rows[i], history: history + drafts[..<i].map(\.token)) < margin
             } : nil
             let accepted = tie ?? verdict.accepted
             result.speculation!.drafted += drafts.count
