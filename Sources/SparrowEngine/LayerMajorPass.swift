@@ -15,15 +15,11 @@ package enum LayerMajorPass {
         chunk: Int = 512, _ body: (_ keys: UnsafeBufferPointer<Float>, _ queries: UnsafeBufferPointer<Float>) throws -> Result
     ) throws -> Result {
         let c = model.config, count = tokens.count
-        guard (0..<c.layerCount).contains(layer) else {
-            throw EvaluationError(description: "layer \(layer) outside the model's 0..<\(c.layerCount)")
-        }
+        try model.checkLayer(layer)
         guard count > 0, (1...count).contains(queryCount) else {
             throw EvaluationError(description: "\(queryCount) query tokens for a prompt of \(count)")
         }
-        if let bad = tokens.first(where: { $0 < 0 || $0 >= model.vocabularySize }) {
-            throw EvaluationError(description: "token id \(bad) outside the vocabulary (0..<\(model.vocabularySize))")
-        }
+        try model.checkTokenIDs(tokens)
         let hidden = UnsafeMutablePointer<Float>.allocate(capacity: count * c.embeddingSize)
         let keys = UnsafeMutablePointer<Float>.allocate(capacity: count * c.kvDim)
         let values = UnsafeMutablePointer<Float>.allocate(capacity: count * c.kvDim)

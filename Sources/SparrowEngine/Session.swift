@@ -108,7 +108,7 @@ public final class Session: @unchecked Sendable {
     /// afterwards needs `truncate(to: 0)`. With a `span`, every layer attends only within it:
     /// linear rather than quadratic in the prompt.
     package func prefill(_ tokens: [Int], throughLayer layer: Int, span: AttentionSpan? = nil) throws {
-        try checkLayer(layer)
+        try model.checkLayer(layer)
         truncate(to: 0)
         try checkAppendable(tokens)
         partialThroughLayer = layer
@@ -127,7 +127,7 @@ public final class Session: @unchecked Sendable {
     /// prompt tokens with. The buffers stay valid until the session's next evaluation.
     package func keysAndQueries(ofNext next: [Int], atLayer layer: Int, span: AttentionSpan? = nil) throws
         -> (keys: UnsafeBufferPointer<Float>, queries: UnsafeBufferPointer<Float>) {
-        try checkLayer(layer)
+        try model.checkLayer(layer)
         try checkAppendable(next, throughLayer: layer)
         guard next.count <= batchCapacity else { throw EvaluationError(description: "\(next.count) query tokens exceed one chunk of \(batchCapacity)") }
         let c = model.config
@@ -135,12 +135,6 @@ public final class Session: @unchecked Sendable {
         tokens.removeLast(next.count)
         return (UnsafeBufferPointer(start: keys[layer], count: (count + next.count) * c.kvDim),
                 UnsafeBufferPointer(start: layers.buffers.query, count: next.count * c.qDim))
-    }
-
-    private func checkLayer(_ layer: Int) throws {
-        guard (0..<model.config.layerCount).contains(layer) else {
-            throw EvaluationError(description: "layer \(layer) outside the model's 0..<\(model.config.layerCount)")
-        }
     }
 
     /// Throws unless `new` tokens fit and, run through layers 0...`layer` (nil: all), would
@@ -153,10 +147,7 @@ public final class Session: @unchecked Sendable {
         guard count + new.count <= capacity else {
             throw EvaluationError(description: "context full: \(count) cached + \(new.count) new tokens exceed the context size \(capacity)")
         }
-        let vocab = model.vocabularySize
-        if let bad = new.first(where: { $0 < 0 || $0 >= vocab }) {
-            throw EvaluationError(description: "token id \(bad) outside the vocabulary (0..<\(vocab))")
-        }
+        try model.checkTokenIDs(new)
     }
 
     /// Runs one chunk through every layer (or, with `stopAfterRopeOf`, up to that layer's

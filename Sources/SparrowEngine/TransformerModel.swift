@@ -115,3 +115,18 @@ private struct WeightBinder {
         return t.data.assumingMemoryBound(to: Float.self)
     }
 }
+
+/// Checks on what callers ask of a model, shared by the session and the layer-major pass.
+extension TransformerModel {
+    func checkLayer(_ layer: Int) throws {
+        guard (0..<config.layerCount).contains(layer) else {
+            throw EvaluationError(description: "layer \(layer) outside the model's 0..<\(config.layerCount)")
+        }
+    }
+
+    func checkTokenIDs(_ tokens: some Sequence<Int>) throws {
+        if let bad = tokens.first(where: { $0 < 0 || $0 >= vocabularySize }) {
+            throw EvaluationError(description: "token id \(bad) outside the vocabulary (0..<\(vocabularySize))")
+        }
+    }
+}
