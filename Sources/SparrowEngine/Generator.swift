@@ -141,7 +141,9 @@ public struct Generator {
             // One pass over the token and its drafts gives the distribution after each prefix.
             let base = session.count
             let rows = try session.evaluate([token] + drafts.map(\.token), logits: .all)
-            let targets = (0...drafts.count).map { i in sampler.distribution(rows[i], history: history + drafts[..<i].map(\.token)) }
+            // The history each row follows: the reply so far and the drafts before it.
+            let contexts = (0...drafts.count).map { history + drafts[..<$0].map(\.token) }
+            let targets = (0...drafts.count).map { sampler.distribution(rows[$0], history: contexts[$0]) }
             let verdict = SpeculativeSampling.verify(drafts, target: targets, sampler: &sampler)
             let margin = drafter!.greedyTieMargin
             // Greedy: a near-tie up to the verdict is decided again by a single-token step of the
@@ -149,7 +151,7 @@ public struct Generator {
             // So is the next token of a round that accepted nothing: one step more, and the cache
             // holds nothing from the batched pass.
             let tie = sampler.isGreedy ? (0...verdict.accepted).first { i in
-                i == 0 && verdict.accepted == 0 || sampler.greedyMargin(rows[i], history: history + drafts[..<i].map(\.token)) < margin
+                i == 0 && verdict.accepted == 0 || sampler.greedyMargin(rows[i], history: contexts[i]) < margin
             } : nil
             let accepted = tie ?? verdict.accepted
             result.speculation!.drafted += drafts.count

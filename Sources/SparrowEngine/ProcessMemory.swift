@@ -21,6 +21,7 @@ public enum ProcessMemory {
         _ = unsafeBitCast(symbol, to: MallocTrim.self)(0)
         #endif
     }
+
     /// Current resident set size in bytes (VmRSS).
     public static var residentBytes: Int { statusField("VmRSS:") }
 

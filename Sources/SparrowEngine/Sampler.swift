@@ -110,21 +110,16 @@ public struct Sampler: Sendable {
     /// How far greedy's choice leads: the gap between the two highest logits after the
     /// repetition penalty (infinite for a single token).
     public mutating func greedyMargin(_ logits: UnsafeBufferPointer<Float>, history: some Collection<Int>) -> Float {
-        guard penalizes else { return Self.gapBetweenTopTwo(logits) }
+        func gap(_ values: UnsafeBufferPointer<Float>) -> Float {
+            let best = topIndices(values, count: 2)
+            return best.count < 2 ? .infinity : values[best[0]] - values[best[1]]
+        }
+        guard penalizes else { return gap(logits) }
         adjust(logits, history: history)
-        return adjusted.withUnsafeBufferPointer { Self.gapBetweenTopTwo($0) }
+        return adjusted.withUnsafeBufferPointer(gap)
     }
 
     private var penalizes: Bool { parameters.repeatPenalty != 1 && parameters.repeatLastN > 0 }
-
-    private static func gapBetweenTopTwo(_ values: UnsafeBufferPointer<Float>) -> Float {
-        guard values.count > 1 else { return .infinity }
-        var first = -Float.infinity, second = -Float.infinity
-        for v in values {
-            if v > first { (first, second) = (v, first) } else if v > second { second = v }
-        }
-        return first - second
-    }
 
     /// `adjusted` = the logits with the repetition penalty applied.
     private mutating func adjust(_ logits: UnsafeBufferPointer<Float>, history: some Collection<Int>) {
@@ -154,7 +149,6 @@ public struct Sampler: Sendable {
     public mutating func uniform() -> Float { Float.random(in: 0..<1, using: &random) }
 }
 
-/// Index of the largest value (the first one on ties, as llama.cpp's greedy sampler).
 /// The largest softmax probability of `logits`: how sure the model is of its first choice.
 public func topProbability(_ logits: UnsafeBufferPointer<Float>) -> Float {
     guard let top = logits.max() else { return 0 }
@@ -163,6 +157,7 @@ public func topProbability(_ logits: UnsafeBufferPointer<Float>) -> Float {
     return 1 / total
 }
 
+/// Index of the largest value (the first one on ties, as llama.cpp's greedy sampler).
 public func argmax(_ values: UnsafeBufferPointer<Float>) -> Int {
     var best = 0
     var bestValue = -Float.infinity

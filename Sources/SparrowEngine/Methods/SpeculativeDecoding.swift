@@ -55,9 +55,9 @@ public struct SpeculationOptions: Sendable {
 /// verifying, any tie decided again) over the tokens they yield, each older round weighing
 /// half as much as the next, against plain decode steps' seconds per token. So one rejected
 /// draft amid long accepted ones does not stop drafting, a run of them does. When rounds are
-/// more than twice as slow, drafting pauses for 16 tokens, doubling up to 256 while it keeps losing, then a
-/// fresh round probes again. Text the source cannot predict (prompt lookup on new prose) then
-/// costs little more than plain decoding.
+/// more than twice as slow, drafting pauses for 16 tokens, doubling up to 256 while it keeps
+/// losing, then a fresh round probes again. Text the source cannot predict (prompt lookup on
+/// new prose) then costs little more than plain decoding.
 struct DraftPacing {
     private var plainSecondsPerToken: Double?
     private var roundSeconds = 0.0, roundTokens = 0.0
