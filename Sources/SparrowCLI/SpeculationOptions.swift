@@ -37,8 +37,8 @@ struct SpeculationFlags: ParsableArguments {
         if draftModel != nil && lookup { throw ValidationError("choose --draft-model or --lookup, not both") }
         if draftMax < 1 { throw ValidationError("--draft-max must be at least 1") }
         if draftMin < 0 || draftMin > draftMax { throw ValidationError("--draft-min must be within 0...--draft-max") }
-        if lookupMinNgram < 1 || lookupMinNgram > lookupNgram { throw ValidationError("--lookup-min-ngram must be within 1...--lookup-ngram") }
         if lookupNgram < 1 { throw ValidationError("--lookup-ngram must be at least 1") }
+        if lookupMinNgram < 1 || lookupMinNgram > lookupNgram { throw ValidationError("--lookup-min-ngram must be within 1...--lookup-ngram") }
         if !(0...1).contains(draftMinP) { throw ValidationError("--draft-min-p must be within 0...1") }
         if draftAlways && !enabled { throw ValidationError("--draft-always needs --draft-model or --lookup") }
         if compare && !enabled { throw ValidationError("--compare needs --draft-model or --lookup") }
