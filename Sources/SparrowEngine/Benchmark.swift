@@ -128,7 +128,7 @@ public final class Benchmark {
         case .textGeneration:
             for token in tokens { try session.evaluate([token]) }
         case .verification:
-            try session.evaluate(tokens, logits: .all)
+            try session.evaluate(tokens, logits: .all, order: .singleToken)
         }
         return DispatchTime.now().uptimeNanoseconds - start
     }

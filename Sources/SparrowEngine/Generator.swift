@@ -138,36 +138,22 @@ public struct Generator {
                 pacing?.recordPlainStep(seconds: seconds(roundStart, DispatchTime.now()))
                 continue
             }
-            // One pass over the token and its drafts gives the distribution after each prefix.
+            // One pass over the token and its drafts gives the distribution after each prefix,
+            // summed as single steps would sum it: greedy keeps exactly plain decoding's tokens.
             let base = session.count
-            let rows = try session.evaluate([token] + drafts.map(\.token), logits: .all)
-            // The history each row follows: the reply so far and the drafts before it.
-            let contexts = (0...drafts.count).map { history + drafts[..<$0].map(\.token) }
-            let targets = (0...drafts.count).map { sampler.distribution(rows[$0], history: contexts[$0]) }
+            let rows = try session.evaluate([token] + drafts.map(\.token), logits: .all, order: .singleToken)
+            let targets = (0...drafts.count).map { sampler.distribution(rows[$0], history: history + drafts[..<$0].map(\.token)) }
             let verdict = SpeculativeSampling.verify(drafts, target: targets, sampler: &sampler)
-            let margin = drafter!.greedyTieMargin
-            // Greedy: a near-tie up to the verdict is decided again by a single-token step of the
-            // token before it (its cache entry is made again too), as plain decoding decides it.
-            // So is the next token of a round that accepted nothing: one step more, and the cache
-            // holds nothing from the batched pass.
-            let tie = sampler.isGreedy ? (0...verdict.accepted).first { i in
-                i == 0 && verdict.accepted == 0 || sampler.greedyMargin(rows[i], history: contexts[i]) < margin
-            } : nil
-            let accepted = tie ?? verdict.accepted
             result.speculation!.drafted += drafts.count
-            result.speculation!.accepted += accepted
+            result.speculation!.accepted += verdict.accepted
             result.speculation!.verifications += 1
-            session.truncate(to: base + (tie == nil ? 1 : 0) + accepted)
+            session.truncate(to: base + 1 + verdict.accepted)
             var open = true
-            for (i, draft) in drafts.prefix(accepted).enumerated() where open { open = emit(draft.token, from: rows[i]) }
+            for (i, draft) in drafts.prefix(verdict.accepted).enumerated() where open { open = emit(draft.token, from: rows[i]) }
             guard open else { break }
-            if tie != nil {
-                row = try session.evaluate([accepted == 0 ? token : drafts[accepted - 1].token]).last
-            } else {
-                chosen = verdict.next
-                row = rows[verdict.accepted]
-            }
-            pacing?.recordRound(seconds: seconds(roundStart, DispatchTime.now()), tokens: accepted + 1, at: result.generatedTokens.count)
+            chosen = verdict.next
+            row = rows[verdict.accepted]
+            pacing?.recordRound(seconds: seconds(roundStart, DispatchTime.now()), tokens: verdict.accepted + 1, at: result.generatedTokens.count)
         }
         if !stoppedByString {
             stoppedByString = stops.append(detokenizer.finish(), emit: onText)

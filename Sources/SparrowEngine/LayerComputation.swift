@@ -51,15 +51,16 @@ struct LayerComputation {
 
     /// Layer `l`'s post-RoPE queries (into `buffers.query`), keys and values of the `n` rows of
     /// `hidden`, which sit at positions `first...`; keys and values go to those positions'
-    /// rows of `keys` and `values` (the layer's cache, indexed by position).
+    /// rows of `keys` and `values` (the layer's cache, indexed by position). Batches sum in
+    /// `order` (also in `finish` and `logits`).
     func project(layer l: Int, hidden: UnsafeMutablePointer<Float>, rows n: Int, first: Int,
-                 keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>) {
+                 keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>, order: SummationOrder = .referenceBatch) {
         let c = model.config, layer = model.layers[l], b = buffers
         let k = keys + first * c.kvDim, v = values + first * c.kvDim
         normRows(hidden, weight: layer.attentionNorm, into: b.normed, rows: n, width: c.embeddingSize)
-        matmul(layer.query, b.normed, tokens: n, into: b.query)
-        matmul(layer.key, b.normed, tokens: n, into: k)
-        matmul(layer.value, b.normed, tokens: n, into: v)
+        matmul(layer.query, b.normed, tokens: n, order: order, into: b.query)
+        matmul(layer.key, b.normed, tokens: n, order: order, into: k)
+        matmul(layer.value, b.normed, tokens: n, order: order, into: v)
         if let bias = layer.queryBias { addRows(bias, into: b.query, rows: n, width: c.qDim) }
         if let bias = layer.keyBias { addRows(bias, into: k, rows: n, width: c.kvDim) }
         if let bias = layer.valueBias { addRows(bias, into: v, rows: n, width: c.kvDim) }
@@ -78,12 +79,12 @@ struct LayerComputation {
     /// later rows' outputs); returns how many rows remain, now at the start of `hidden`.
     func finish(layer l: Int, hidden: UnsafeMutablePointer<Float>, rows: Int, first: Int,
                 keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>,
-                span: AttentionSpan?, keepingRowsFrom dropped: Int = 0) -> Int {
+                span: AttentionSpan?, keepingRowsFrom dropped: Int = 0, order: SummationOrder = .referenceBatch) -> Int {
         let c = model.config, layer = model.layers[l], b = buffers, d = c.embeddingSize
         attention(queries: b.query, keys: keys, values: values, tokens: rows, firstPosition: first,
                   window: narrower(c.usesSlidingWindow(layer: l) ? c.slidingWindow : nil, span?.window),
-                  sinks: span?.sinks ?? 0, scale: c.attentionScale, into: b.attended)
-        matmul(layer.attentionOutput, b.attended, tokens: rows, into: b.projected)
+                  sinks: span?.sinks ?? 0, scale: c.attentionScale, order: order, into: b.attended)
+        matmul(layer.attentionOutput, b.attended, tokens: rows, order: order, into: b.projected)
         let n = rows - dropped
         guard n > 0 else { return 0 }
         if dropped > 0 {
@@ -94,19 +95,19 @@ struct LayerComputation {
         add(b.projected, into: hidden, count: n * d)
 
         normRows(hidden, weight: layer.feedForwardNorm, into: b.normed, rows: n, width: d)
-        matmul(layer.gate, b.normed, tokens: n, into: b.gate)
-        matmul(layer.up, b.normed, tokens: n, into: b.up)
+        matmul(layer.gate, b.normed, tokens: n, order: order, into: b.gate)
+        matmul(layer.up, b.normed, tokens: n, order: order, into: b.up)
         c.architecture.activation.apply(gate: b.gate, up: b.up, count: n * c.feedForwardSize)
-        matmul(layer.down, b.gate, tokens: n, into: b.projected)
+        matmul(layer.down, b.gate, tokens: n, order: order, into: b.projected)
         if let w = layer.postFeedForwardNorm { normRows(b.projected, weight: w, into: b.projected, rows: n, width: d) }
         add(b.projected, into: hidden, count: n * d)
         return n
     }
 
     /// The output norm and projection of the `n` rows of `hidden`.
-    func logits(hidden: UnsafeMutablePointer<Float>, rows n: Int, into logits: UnsafeMutablePointer<Float>) {
+    func logits(hidden: UnsafeMutablePointer<Float>, rows n: Int, order: SummationOrder = .referenceBatch, into logits: UnsafeMutablePointer<Float>) {
         normRows(hidden, weight: model.outputNorm, into: buffers.normed, rows: n, width: model.config.embeddingSize)
-        matmul(model.output, buffers.normed, tokens: n, into: logits)
+        matmul(model.output, buffers.normed, tokens: n, order: order, into: logits)
     }
 
     /// The smaller of two optional attention windows (nil: unbounded), without allocating:

@@ -107,18 +107,6 @@ public struct Sampler: Sendable {
         return TokenDistribution(tokens: candidates, probabilities: scaled.map { $0 / total })
     }
 
-    /// How far greedy's choice leads: the gap between the two highest logits after the
-    /// repetition penalty (infinite for a single token).
-    public mutating func greedyMargin(_ logits: UnsafeBufferPointer<Float>, history: some Collection<Int>) -> Float {
-        func gap(_ values: UnsafeBufferPointer<Float>) -> Float {
-            let best = topIndices(values, count: 2)
-            return best.count < 2 ? .infinity : values[best[0]] - values[best[1]]
-        }
-        guard penalizes else { return gap(logits) }
-        adjust(logits, history: history)
-        return adjusted.withUnsafeBufferPointer(gap)
-    }
-
     private var penalizes: Bool { parameters.repeatPenalty != 1 && parameters.repeatLastN > 0 }
 
     /// `adjusted` = the logits with the repetition penalty applied.

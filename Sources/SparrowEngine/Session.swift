@@ -79,9 +79,10 @@ public final class Session: @unchecked Sendable {
 
     /// Evaluates `tokens` at the next positions and returns their logits: one row of
     /// `vocabularySize` for the last token, or one per token. The buffer stays valid until the
-    /// next call.
+    /// next call. With `order: .singleToken`, each row's logits (and cached keys and values)
+    /// are bit for bit those of evaluating the tokens one at a time.
     @discardableResult
-    public func evaluate(_ tokens: [Int], logits selection: LogitsSelection = .last) throws -> Logits {
+    public func evaluate(_ tokens: [Int], logits selection: LogitsSelection = .last, order: SummationOrder = .referenceBatch) throws -> Logits {
         try checkAppendable(tokens)
         let vocab = model.vocabularySize
         let rows = selection == .all ? tokens.count : 1
@@ -95,7 +96,7 @@ public final class Session: @unchecked Sendable {
             let end = min(start + batchCapacity, tokens.count)
             let chunk = tokens[start..<end]
             let isLast = end == tokens.count
-            forward(chunk, logitsFrom: selection == .all ? 0 : (isLast ? chunk.count - 1 : chunk.count),
+            forward(chunk, logitsFrom: selection == .all ? 0 : (isLast ? chunk.count - 1 : chunk.count), order: order,
                     into: logitsBuffer + (selection == .all ? start * vocab : 0))
             start = end
         }
@@ -153,20 +154,20 @@ public final class Session: @unchecked Sendable {
     /// Runs one chunk through every layer (or, with `stopAfterRopeOf`, up to that layer's
     /// rotary embedding); computes logits for chunk rows `logitsFrom...`.
     private func forward(_ tokens: ArraySlice<Int>, logitsFrom: Int, stopAfterRopeOf stop: Int? = nil, span: AttentionSpan? = nil,
-                         into logits: UnsafeMutablePointer<Float>) {
+                         order: SummationOrder = .referenceBatch, into logits: UnsafeMutablePointer<Float>) {
         var n = tokens.count
         let first = count, last = model.layers.count - 1
         layers.embed(tokens, into: hidden)
         for l in 0...last {
-            layers.project(layer: l, hidden: hidden, rows: n, first: first, keys: keys[l], values: values[l])
+            layers.project(layer: l, hidden: hidden, rows: n, first: first, keys: keys[l], values: values[l], order: order)
             if l == stop { break }
             // Past the last attention only the rows whose logits are wanted matter (the cache
             // is complete); llama.cpp narrows here too, and its kernels depend on row counts.
             n = layers.finish(layer: l, hidden: hidden, rows: n, first: first, keys: keys[l], values: values[l], span: span,
-                              keepingRowsFrom: l == last ? logitsFrom : 0)
+                              keepingRowsFrom: l == last ? logitsFrom : 0, order: order)
         }
         self.tokens += tokens
-        if stop == nil && n > 0 { layers.logits(hidden: hidden, rows: n, into: logits) }
+        if stop == nil && n > 0 { layers.logits(hidden: hidden, rows: n, order: order, into: logits) }
     }
 }
 

@@ -44,10 +44,11 @@ public final class Attention: @unchecked Sendable {
     ///   - firstPosition: position of the first query token; query t sits at firstPosition + t.
     ///   - window: when set, a query at position p sees keys at positions p-window+1 ... p only,
     ///     and positions 0..<sinks (at most `maxSinks`).
+    ///   - order: `.singleToken` sums every query's p·V as a one-query call does.
     public func callAsFunction(
         queries: UnsafePointer<Float>, keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
         tokens: Int, firstPosition: Int, window: Int?, sinks: Int = 0, scale: Float,
-        into output: UnsafeMutablePointer<Float>
+        order: SummationOrder = .referenceBatch, into output: UnsafeMutablePointer<Float>
     ) {
         precondition(firstPosition + tokens <= capacity, "attention span exceeds its capacity")
         precondition((0...Self.maxSinks).contains(sinks), "at most \(Self.maxSinks) attention sinks")
@@ -81,7 +82,7 @@ public final class Attention: @unchecked Sendable {
                 }
                 softmaxInLaneGroups(scores, count: sinkGroup + end - start)
                 // Prefill's p·V is tinyBLAS (8 lanes); a single query's is ggml_vec_dot_f32.
-                let slots = tokens == 1 ? 4 * lanes : lanes
+                let slots = tokens == 1 || order == .singleToken ? 4 * lanes : lanes
                 partial.initialize(repeating: 0, count: slots * headDim)
                 for j in 0..<min(sinks, sinkGroup) {
                     addProduct(values + j * kvStride + kvOffset, scores[j], into: partial + (j % slots) * headDim, count: headDim)

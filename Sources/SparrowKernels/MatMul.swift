@@ -16,53 +16,48 @@ public final class MatMul: @unchecked Sendable {
     private static let rowTile = 8
     /// Tokens whose quantised activations stay in L2 while a row tile is reused.
     private static let tokenTile = 64
-    /// From this many tokens the Q8-block formats use token panels (fewer would mostly be padding).
-    private static let panelMinimumTokens = 4
     /// Panel bytes that stay in L2 while unpacked weight rows meet them.
     private static let panelChunkBytes = 384 << 10
 
     public init(pool: ThreadPool) { self.pool = pool }
 
     /// output[t*w.rows + r] = sum_c W[r, c] * input[t*w.cols + c]   for t in 0..<tokens.
-    /// tokens == 1 is decode (GEMV); tokens > 1 is batched prefill.
-    public func callAsFunction(_ w: WeightMatrix, _ input: UnsafePointer<Float>, tokens: Int, into output: UnsafeMutablePointer<Float>) {
+    /// tokens == 1 is decode (GEMV); tokens > 1 is a batch, summed in `order`.
+    public func callAsFunction(_ w: WeightMatrix, _ input: UnsafePointer<Float>, tokens: Int, order: SummationOrder = .referenceBatch,
+                               into output: UnsafeMutablePointer<Float>) {
         precondition(tokens >= 0, "MatMul: negative token count \(tokens)")
         guard tokens > 0, w.rows > 0 else { return }
         if usesVNNI {
-            multiply(w, input, tokens: tokens, into: output, QuantDot<VNNIDot>.self)
+            multiply(w, input, tokens: tokens, order: order, into: output, QuantDot<VNNIDot>.self)
         } else {
-            multiply(w, input, tokens: tokens, into: output, QuantDot<PortableDot>.self)
+            multiply(w, input, tokens: tokens, order: order, into: output, QuantDot<PortableDot>.self)
         }
     }
 
-    private func multiply<D>(_ w: WeightMatrix, _ input: UnsafePointer<Float>, tokens: Int, into output: UnsafeMutablePointer<Float>, _: QuantDot<D>.Type) {
+    private func multiply<D>(_ w: WeightMatrix, _ input: UnsafePointer<Float>, tokens: Int, order: SummationOrder,
+                             into output: UnsafeMutablePointer<Float>, _: QuantDot<D>.Type) {
         let cols = w.cols
         switch w.type {
         case .f32, .f16, .bf16:
             let type = w.type
             tiled(w, 0..<tokens, output) { FloatDot.dot(type, $0, input + $1 * cols, count: cols) }
         case .q8_0, .q4_0, .q4_1, .q5_0:
+            // llama.cpp sums these formats alike for any batch size, so both orders are one.
             let x = quantizeQ8(input, tokens: tokens, cols: cols)
             let blocks = cols / 32
             func run<F: Q8BlockFormat>(_ format: F.Type) {
-                guard tokens >= Self.panelMinimumTokens else {
-                    let offsetSums = offsetScratch.bytes(tokens * blocks * 32).assumingMemoryBound(to: SIMD8<Int32>.self)
+                guard tokens > 1 else {
+                    let offsetSums = offsetScratch.bytes(blocks * 32).assumingMemoryBound(to: SIMD8<Int32>.self)
                     if F.offset != 0 {
-                        for i in 0..<tokens * blocks {
+                        for i in 0..<blocks {
                             offsetSums[i] = D.dot(.zero, SIMD32(repeating: F.offset), UnsafeRawPointer(x.quants + 32 * i).simd(SIMD32<Int8>.self))
                         }
                     }
-                    func row(_ t: Int) -> Q8Row { Q8Row(quants: x.quants + t * cols, scales: x.scales + t * blocks, offsetSums: offsetSums + t * blocks) }
-                    return tiled(w, 0..<tokens, output) { QuantDot<D>.q8Block($0, row($1), blocks: blocks, format) }
+                    let row = Q8Row(quants: x.quants, scales: x.scales, offsetSums: offsetSums)
+                    return tiled(w, 0..<1, output) { weights, _ in QuantDot<D>.q8Block(weights, row, blocks: blocks, format) }
                 }
-                let layout = PanelLayout(cols: cols, tokens: tokens)
-                let memory = panelScratch.bytes(layout.byteCount)
-                pool.parallelFor(layout.panelCount) { panels in
-                    for p in panels { buildQ8Panel(layout.q8(memory, p), layout, x, first: p * Q8Panel.width, tokens: tokens) }
-                }
-                panelTiled(w, layout, tokens: tokens, unpackedBytes: PanelRow.q8BlockBytes(cols: cols), output) { PanelRow.unpack($0, blocks: blocks, into: $1, format, D.self) } kernel: {
-                    PanelDot<D>.q8Block($0, $1, layout.q8(memory, $2), blocks: blocks, format)
-                }
+                let panels = buildPanels(cols: cols, tokens: tokens) { buildQ8Panel($0, $1, x, first: $2, tokens: tokens) }
+                panelTiled(w, panels.layout, tokens: tokens, output, Q8BlockPanels<F, D>(panels: panels, blocks: blocks))
             }
             switch w.type {
             case .q8_0: run(Q8_0Format.self)
@@ -77,12 +72,17 @@ public final class MatMul: @unchecked Sendable {
                 Q8KRow(quants: x.quants + t * cols, scales: x.scales + t * blocks, groupSums: x.groupSums + t * cols / 16,
                        offsetSums: offsetSums + t * cols / 4)
             }
-            // llama.cpp's summation schedule depends on the batch size (see QuantDot); it is
-            // followed so that logits stay bit-identical to the reference. Q4_K: tokens in full
-            // groups of four go through its repacked gemm (panels here), the rest (and batches
-            // of up to three) through its gemv. Q6_K: its tiled matmul (panels) from 8 tokens.
+            // In the reference order, llama.cpp's summation schedule depends on the batch size
+            // (see QuantDot); it is followed so that logits stay bit-identical to the reference.
+            // Q4_K: tokens in full groups of four go through its repacked gemm (panels here),
+            // the rest (and batches of up to three) through its gemv. Q6_K: its tiled matmul
+            // (panels) from 8 tokens. In the one-token order, every batch goes through panels
+            // that sum as the one-token kernels do.
             let isQ4K = w.type == .q4_K
-            let panelTokens = isQ4K ? (tokens > 3 ? tokens - tokens % 4 : 0) : (tokens >= 8 ? tokens : 0)
+            let panelTokens = switch order {
+            case .singleToken: tokens > 1 ? tokens : 0
+            case .referenceBatch: isQ4K ? (tokens > 3 ? tokens - tokens % 4 : 0) : (tokens >= 8 ? tokens : 0)
+            }
             let offsetSums = offsetScratch.bytes(tokens * cols).assumingMemoryBound(to: Int32.self)
             if !isQ4K && panelTokens < tokens {
                 for i in 0..<tokens * cols / 64 {
@@ -91,19 +91,12 @@ public final class MatMul: @unchecked Sendable {
                 }
             }
             if panelTokens > 0 {
-                let layout = PanelLayout(cols: cols, tokens: panelTokens)
-                let memory = panelScratch.bytes(layout.byteCount)
-                pool.parallelFor(layout.panelCount) { panels in
-                    for p in panels { buildQ8KPanel(layout.q8K(memory, p), layout, x, first: p * Q8Panel.width, tokens: panelTokens) }
-                }
+                let flip = !isQ4K && order == .singleToken
+                let panels = buildPanels(cols: cols, tokens: panelTokens) { buildQ8KPanel($0, $1, x, first: $2, tokens: panelTokens, flip: flip) }
                 if isQ4K {
-                    panelTiled(w, layout, tokens: panelTokens, unpackedBytes: cols, output) { PanelRow.unpackQ4_K($0, blocks: blocks, into: $1) } kernel: {
-                        PanelDot<D>.q4_K($0, $1, layout.q8K(memory, $2), blocks: blocks)
-                    }
+                    panelTiled(w, panels.layout, tokens: panelTokens, output, Q4KPanels<D>(panels: panels, blocks: blocks, order: order))
                 } else {
-                    panelTiled(w, layout, tokens: panelTokens, unpackedBytes: cols, output) { PanelRow.unpackQ6_K($0, blocks: blocks, into: $1) } kernel: {
-                        PanelDot<D>.q6_K($0, $1, layout.q8K(memory, $2), blocks: blocks)
-                    }
+                    panelTiled(w, panels.layout, tokens: panelTokens, output, Q6KPanels<D>(panels: panels, blocks: blocks, order: order))
                 }
             }
             if panelTokens < tokens {
@@ -135,14 +128,31 @@ public final class MatMul: @unchecked Sendable {
         }
     }
 
+    /// The panels of `tokens` in the reusable scratch, each filled by `build(memory, layout, first token)`.
+    private func buildPanels(cols: Int, tokens: Int, _ build: (UnsafeMutableRawPointer, PanelLayout, Int) -> Void) -> PanelSource {
+        let layout = PanelLayout(cols: cols, tokens: tokens)
+        let memory = panelScratch.bytes(layout.byteCount)
+        pool.parallelFor(layout.panelCount) { panels in
+            for p in panels { build(memory, layout, p * layout.tokensPerPanel) }
+        }
+        return PanelSource(layout: layout, memory: memory)
+    }
+
+    private func panelTiled<K: PanelKernel>(_ w: WeightMatrix, _ layout: PanelLayout, tokens: Int, _ output: UnsafeMutablePointer<Float>, _ kernel: K) {
+        switch layout.lanesPerToken {
+        case 4: panelTiled(w, layout, tokens: tokens, output, kernel, FourLanes.self)
+        case 2: panelTiled(w, layout, tokens: tokens, output, kernel, TwoLanes.self)
+        default: panelTiled(w, layout, tokens: tokens, output, kernel, OneLane.self)
+        }
+    }
+
     /// Fills output[t*rows + r] for t < tokens from token panels: rows split across the pool
     /// in pairs (an odd last row is paired with itself); each pair is unpacked once per chunk
     /// of panels that fits in L2, then meets each panel.
     @inline(__always)
-    private func panelTiled(_ w: WeightMatrix, _ layout: PanelLayout, tokens: Int, unpackedBytes: Int, _ output: UnsafeMutablePointer<Float>,
-                            unpack: (UnsafeRawPointer, UnsafeMutableRawPointer) -> Void,
-                            kernel: ((UnsafeRawPointer, UnsafeRawPointer), (UnsafeRawPointer, UnsafeRawPointer), Int) -> (SIMD16<Float>, SIMD16<Float>)) {
-        let rows = w.rows
+    private func panelTiled<K: PanelKernel, L: PanelLanes>(_ w: WeightMatrix, _ layout: PanelLayout, tokens: Int,
+                                                           _ output: UnsafeMutablePointer<Float>, _ kernel: K, _: L.Type) {
+        let rows = w.rows, unpackedBytes = kernel.unpackedBytes
         let chunk = max(1, Self.panelChunkBytes / layout.panelBytes)
         let unpackedRows = rowScratch.bytes(pool.threadCount * 2 * unpackedBytes)
         pool.run { worker, workers in
@@ -152,14 +162,14 @@ public final class MatMul: @unchecked Sendable {
                 for pair in pairs {
                     let r0 = 2 * pair, r1 = min(r0 + 1, rows - 1)
                     let weights = (w.row(r0), w.row(r1))
-                    unpack(weights.0, first)
-                    unpack(weights.1, second)
+                    kernel.unpack(weights.0, into: first)
+                    kernel.unpack(weights.1, into: second)
                     for p in p0..<min(layout.panelCount, p0 + chunk) {
-                        let sums = kernel(weights, (UnsafeRawPointer(first), UnsafeRawPointer(second)), p)
-                        let t0 = p * Q8Panel.width
-                        for i in 0..<min(Q8Panel.width, tokens - t0) {
-                            output[(t0 + i) * rows + r0] = sums.0[i]
-                            output[(t0 + i) * rows + r1] = sums.1[i]
+                        let sums = kernel.sums(weights, (UnsafeRawPointer(first), UnsafeRawPointer(second)), panel: p, L.self)
+                        let t0 = p * layout.tokensPerPanel
+                        for i in 0..<min(layout.tokensPerPanel, tokens - t0) {
+                            output[(t0 + i) * rows + r0] = sums.0[L.perToken * i]
+                            output[(t0 + i) * rows + r1] = sums.1[L.perToken * i]
                         }
                     }
                 }
@@ -168,22 +178,24 @@ public final class MatMul: @unchecked Sendable {
     }
 
     /// Fills one Q8 panel from row-major quantised activations.
-    private func buildQ8Panel(_ panel: Q8Panel, _ layout: PanelLayout, _ x: (quants: UnsafePointer<Int8>, scales: UnsafePointer<SIMD2<Float>>),
+    private func buildQ8Panel(_ memory: UnsafeMutableRawPointer, _ layout: PanelLayout, _ x: (quants: UnsafePointer<Int8>, scales: UnsafePointer<SIMD2<Float>>),
                               first: Int, tokens: Int) {
-        let count = min(Q8Panel.width, tokens - first), blocks = layout.cols / 32
+        let panel = layout.q8(memory, first / layout.tokensPerPanel)
+        let count = min(layout.tokensPerPanel, tokens - first), blocks = layout.cols / 32
         // Padding lanes hold 0 rather than 128; their outputs are never stored.
         layout.transpose(x.quants, first: first, count: count, flip: 0x8080_8080, into: panel.quants)
-        fillPanelColumns(panel.scales, perToken: blocks, count: count) { x.scales[(first + $0) * blocks + $1].x }
-        fillPanelColumns(panel.sums, perToken: blocks, count: count) { x.scales[(first + $0) * blocks + $1].y }
+        layout.fillColumns(panel.scales, perToken: blocks, count: count) { x.scales[(first + $0) * blocks + $1].x }
+        layout.fillColumns(panel.sums, perToken: blocks, count: count) { x.scales[(first + $0) * blocks + $1].y }
     }
 
-    /// Fills one Q8_K panel from row-major quantised activations.
-    private func buildQ8KPanel(_ panel: Q8KPanel, _ layout: PanelLayout, _ x: (quants: UnsafePointer<Int8>, scales: UnsafePointer<Float>, groupSums: UnsafePointer<Int16>),
-                               first: Int, tokens: Int) {
-        let count = min(Q8Panel.width, tokens - first), blocks = layout.cols / 256, groups = layout.cols / 16
-        layout.transpose(x.quants, first: first, count: count, into: panel.quants)
-        fillPanelColumns(panel.scales, perToken: blocks, count: count) { x.scales[(first + $0) * blocks + $1] }
-        fillPanelColumns(panel.groupSums, perToken: groups, count: count) { Int32(x.groupSums[(first + $0) * groups + $1]) }
+    /// Fills one Q8_K panel from row-major quantised activations; `flip`: each quant + 128.
+    private func buildQ8KPanel(_ memory: UnsafeMutableRawPointer, _ layout: PanelLayout, _ x: (quants: UnsafePointer<Int8>, scales: UnsafePointer<Float>, groupSums: UnsafePointer<Int16>),
+                               first: Int, tokens: Int, flip: Bool) {
+        let panel = layout.q8K(memory, first / layout.tokensPerPanel)
+        let count = min(layout.tokensPerPanel, tokens - first), blocks = layout.cols / 256, groups = layout.cols / 16
+        layout.transpose(x.quants, first: first, count: count, flip: flip ? 0x8080_8080 : 0, into: panel.quants)
+        layout.fillColumns(panel.scales, perToken: blocks, count: count) { x.scales[(first + $0) * blocks + $1] }
+        layout.fillColumns(panel.groupSums, perToken: groups, count: count) { Int32(x.groupSums[(first + $0) * groups + $1]) }
     }
 
     // MARK: activation quantisation into the reusable scratch

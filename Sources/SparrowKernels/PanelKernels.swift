@@ -1,83 +1,153 @@
 import CSparrowSIMD
 
-/// Two weight rows at a time against one token panel (see TokenPanel.swift): 16 outputs per
-/// row, each rounded exactly as the `QuantDot` kernel llama.cpp's batch path matches rounds it.
+/// How many int32 lanes of a 512-bit panel vector one token takes (see TokenPanel.swift): with
+/// 1, lane = token and each dot product covers 4 elements; with 2 or 4 (batches of up to 8 or
+/// 4 tokens), a token's lanes cover 8 or 16 consecutive elements, so small batches still fill
+/// every lane. Each lane then holds part of its token's sum, and the lanes are folded after
+/// the exact integer stages, in the order that keeps float rounding that of the one-lane form.
+protocol PanelLanes {
+    static var perToken: Int { get }
+    /// The 4 * perToken weight bytes at p, repeated to fill 64 bytes.
+    static func broadcast(_ p: UnsafeRawPointer) -> SIMD64<UInt8>
+    /// Each token's lanes summed into every one of them (lane k with k + perToken/2 first).
+    static func fold(_ v: SIMD16<Float>) -> SIMD16<Float>
+    static func fold(_ v: SIMD16<Int32>) -> SIMD16<Int32>
+}
+
+enum OneLane: PanelLanes {
+    static var perToken: Int { 1 }
+    @inline(__always) static func broadcast(_ p: UnsafeRawPointer) -> SIMD64<UInt8> { sparrow_broadcast4(p) }
+    @inline(__always) static func fold(_ v: SIMD16<Float>) -> SIMD16<Float> { v }
+    @inline(__always) static func fold(_ v: SIMD16<Int32>) -> SIMD16<Int32> { v }
+}
+
+enum TwoLanes: PanelLanes {
+    static var perToken: Int { 2 }
+    @inline(__always) static func broadcast(_ p: UnsafeRawPointer) -> SIMD64<UInt8> { sparrow_broadcast8(p) }
+    @inline(__always) static func fold(_ v: SIMD16<Float>) -> SIMD16<Float> { sparrow_fold2_f32x16(v) }
+    @inline(__always) static func fold(_ v: SIMD16<Int32>) -> SIMD16<Int32> { sparrow_fold2_i32x16(v) }
+}
+
+enum FourLanes: PanelLanes {
+    static var perToken: Int { 4 }
+    @inline(__always) static func broadcast(_ p: UnsafeRawPointer) -> SIMD64<UInt8> { sparrow_broadcast16(p) }
+    @inline(__always) static func fold(_ v: SIMD16<Float>) -> SIMD16<Float> { sparrow_fold4_f32x16(v) }
+    @inline(__always) static func fold(_ v: SIMD16<Int32>) -> SIMD16<Int32> { sparrow_fold4_i32x16(v) }
+}
+
+/// Two weight rows at a time against one token panel: 16 lanes per row, each token's result in
+/// its first lane, rounded exactly as the `QuantDot` kernel whose order it follows rounds it.
 /// Each 64-byte activation load serves both rows. `unpacked` holds each row's quants as bytes
-/// in element order (from `PanelRow`), read four at a time and broadcast to all 16 token lanes.
+/// in element order (from `PanelRow`), read 4 * perToken at a time and broadcast to every token.
 enum PanelDot<D: Int8DotProduct> {
     typealias Pair<T> = (T, T)
 
+    /// The eight f32 lanes of ggml's 8-lane sums, as `sets` = 8 / perToken accumulators of 16
+    /// panel lanes (lane k of set j: ggml lane perToken * j + k), summed in hsum_float_8's
+    /// order ((0+4)+(2+6)) + ((1+5)+(3+7)): sets folded in halves, then each token's lanes.
     @inline(__always)
-    static func lanes(_ start: SIMD16<Int32>, _ unpacked: UnsafeRawPointer, _ quants: SIMD64<Int8>, group g: Int) -> SIMD16<Int32> {
-        D.dot(start, sparrow_broadcast4(unpacked + 4 * g), quants)
+    static func hsum8Order<L: PanelLanes>(_ a0: SIMD16<Float>, _ a1: SIMD16<Float>, _ a2: SIMD16<Float>, _ a3: SIMD16<Float>,
+                                          _ a4: SIMD16<Float>, _ a5: SIMD16<Float>, _ a6: SIMD16<Float>, _ a7: SIMD16<Float>, _: L.Type) -> SIMD16<Float> {
+        var (a0, a1, a2, a3) = (a0, a1, a2, a3)
+        let sets = 8 / L.perToken
+        if sets == 8 { (a0, a1, a2, a3) = (a0 + a4, a1 + a5, a2 + a6, a3 + a7) }
+        if sets >= 4 { (a0, a1) = (a0 + a2, a1 + a3) }
+        if sets >= 2 { a0 = a0 + a1 }
+        return L.fold(a0)
     }
 
-    /// `QuantDot.q8Block` for 16 tokens: lane k of each block is 4-element group k. Here the
-    /// weights are the signed operand (value - offset, broadcast) and the activations the
+    @inline(__always)
+    static func weights<L: PanelLanes>(_ p: UnsafeRawPointer, _: L.Type) -> SIMD64<Int8> { unsafeBitCast(L.broadcast(p), to: SIMD64<Int8>.self) }
+    @inline(__always)
+    static func int32s<L: PanelLanes>(_ p: UnsafeRawPointer, _: L.Type) -> SIMD16<Int32> { unsafeBitCast(L.broadcast(p), to: SIMD16<Int32>.self) }
+
+    /// `QuantDot.q8Block` (llama.cpp rounds these formats alike for any batch size). Vector i of
+    /// a block covers elements 4 * perToken * i ..., ggml lanes perToken * i + k: accumulator
+    /// set i. The weights are the signed operand (value - offset) and the activations the
     /// unsigned one (quant + 128); each lane starts from -128 * (sum of its 4 weights).
     @inline(__always)
-    static func q8Block<F: Q8BlockFormat>(_ rows: Pair<UnsafeRawPointer>, _ unpacked: Pair<UnsafeRawPointer>, _ x: Q8Panel, blocks: Int, _: F.Type) -> Pair<SIMD16<Float>> {
-        // Eight named accumulators per row (one per lane of ggml's 8-lane sum) stay in registers.
+    static func q8Block<F: Q8BlockFormat, L: PanelLanes>(_ rows: Pair<UnsafeRawPointer>, _ unpacked: Pair<UnsafeRawPointer>, _ x: Q8Panel,
+                                                          blocks: Int, _: F.Type, _: L.Type) -> Pair<SIMD16<Float>> {
+        // Eight named accumulators per row stay in registers.
         var a0 = SIMD16<Float>(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0
         var b0 = a0, b1 = a0, b2 = a0, b3 = a0, b4 = a0, b5 = a0, b6 = a0, b7 = a0
         var minimums = (a0, a0)
-        let corrections = (unpacked.0 + 4 * blocks * 8, unpacked.1 + 4 * blocks * 8)
+        let sets = 8 / L.perToken, width = 4 * L.perToken
+        let corrections = (unpacked.0 + 32 * blocks, unpacked.1 + 32 * blocks)
         let xq = UnsafeRawPointer(x.quants)
         for b in 0..<blocks {
             let blocks = (rows.0 + F.blockBytes * b, rows.1 + F.blockBytes * b)
             let dx = UnsafeRawPointer(x.scales).simd(SIMD16<Float>.self, at: 64 * b)
             let scales = (dx * SIMD16(repeating: F.scale(blocks.0)), dx * SIMD16(repeating: F.scale(blocks.1)))
-            @inline(__always) func add(_ first: inout SIMD16<Float>, _ second: inout SIMD16<Float>, _ k: Int) {
-                let g = 8 * b + k
-                let xv = xq.simd(SIMD64<UInt8>.self, at: 64 * g)
-                let lane0 = D.dot(sparrow_broadcast_i32(corrections.0 + 4 * g), xv, sparrow_broadcast4_i8(unpacked.0 + 4 * g))
-                let lane1 = D.dot(sparrow_broadcast_i32(corrections.1 + 4 * g), xv, sparrow_broadcast4_i8(unpacked.1 + 4 * g))
+            @inline(__always) func add(_ first: inout SIMD16<Float>, _ second: inout SIMD16<Float>, _ i: Int) {
+                let v = sets * b + i, at = width * v
+                let xv = xq.simd(SIMD64<UInt8>.self, at: 64 * v)
+                let lane0 = D.dot(int32s(corrections.0 + at, L.self), xv, weights(unpacked.0 + at, L.self))
+                let lane1 = D.dot(int32s(corrections.1 + at, L.self), xv, weights(unpacked.1 + at, L.self))
                 first.addProduct(sparrow_i32x16_to_f32(lane0), scales.0)
                 second.addProduct(sparrow_i32x16_to_f32(lane1), scales.1)
             }
-            add(&a0, &b0, 0); add(&a1, &b1, 1); add(&a2, &b2, 2); add(&a3, &b3, 3)
-            add(&a4, &b4, 4); add(&a5, &b5, 5); add(&a6, &b6, 6); add(&a7, &b7, 7)
+            add(&a0, &b0, 0)
+            if sets > 1 { add(&a1, &b1, 1) }
+            if sets > 2 { add(&a2, &b2, 2); add(&a3, &b3, 3) }
+            if sets > 4 { add(&a4, &b4, 4); add(&a5, &b5, 5); add(&a6, &b6, 6); add(&a7, &b7, 7) }
             if F.hasMinimum {
                 let s = UnsafeRawPointer(x.sums).simd(SIMD16<Float>.self, at: 64 * b)
                 minimums.0.addProduct(SIMD16(repeating: F.minimum(blocks.0)), s)
                 minimums.1.addProduct(SIMD16(repeating: F.minimum(blocks.1)), s)
             }
         }
-        // hsum_float_8's order, lane-wise over the tokens.
-        let sums = (((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7)), ((b0 + b4) + (b2 + b6)) + ((b1 + b5) + (b3 + b7)))
+        let sums = (hsum8Order(a0, a1, a2, a3, a4, a5, a6, a7, L.self), hsum8Order(b0, b1, b2, b3, b4, b5, b6, b7, L.self))
         return F.hasMinimum ? (sums.0 + minimums.0, sums.1 + minimums.1) : sums
     }
 
-    /// `QuantDot.q4_K`'s order as llama.cpp's repacked gemm feeds it (per 64-element pair), for 16 tokens.
+    /// Q4_K. `perPair`: llama.cpp's repacked-gemm order (a float multiply-add per 64-element
+    /// pair of sub-blocks); otherwise `QuantDot.q4_K`'s (an exact integer sum per super-block,
+    /// then one). Each token's lanes are folded as integers, which is exact.
     @inline(__always)
-    static func q4_K(_ rows: Pair<UnsafeRawPointer>, _ unpacked: Pair<UnsafeRawPointer>, _ x: Q8KPanel, blocks: Int) -> Pair<SIMD16<Float>> {
+    static func q4_K<L: PanelLanes>(_ rows: Pair<UnsafeRawPointer>, _ unpacked: Pair<UnsafeRawPointer>, _ x: Q8KPanel, blocks: Int,
+                                    perPair: Bool, _: L.Type) -> Pair<SIMD16<Float>> {
         var acc = (SIMD16<Float>(), SIMD16<Float>()), accMin = acc
-        let xq = UnsafeRawPointer(x.quants)
+        let xq = UnsafeRawPointer(x.quants), width = 4 * L.perToken, vectors = 32 / width
         for b in 0..<blocks {
-            // One accumulator per row and 32-element sub-block, filled one pair of sub-blocks
-            // at a time in interleaved order so the dependency chains overlap.
             let dA = UnsafeRawPointer(x.scales).simd(SIMD16<Float>.self, at: 64 * b)
-            @inline(__always) func row(_ r: UnsafeRawPointer, _ u: UnsafeRawPointer, _ acc: inout SIMD16<Float>, _ accMin: inout SIMD16<Float>,
-                                       _ sub: Pair<SIMD16<Int32>>, pair: Int) {
-                let block = r + 144 * b
-                let (scales, mins) = unpackQ4KScales(block + 4)
+            let blockBytes = (rows.0 + 144 * b, rows.1 + 144 * b)
+            let packed = (unpackQ4KScales(blockBytes.0 + 4), unpackQ4KScales(blockBytes.1 + 4))
+            let d = (SIMD16(repeating: blockBytes.0.float16(at: 0)) * dA, SIMD16(repeating: blockBytes.1.float16(at: 0)) * dA)
+            let dMin = (SIMD16(repeating: blockBytes.0.float16(at: 2)) * dA, SIMD16(repeating: blockBytes.1.float16(at: 2)) * dA)
+            var blockSum = (SIMD16<Int32>(), SIMD16<Int32>()), blockMin = blockSum
+            @inline(__always) func add(_ sub: Pair<SIMD16<Int32>>, _ scales: (scales: SIMD8<UInt8>, mins: SIMD8<UInt8>), pair: Int,
+                                       _ d: SIMD16<Float>, _ dMin: SIMD16<Float>, _ acc: inout SIMD16<Float>, _ accMin: inout SIMD16<Float>,
+                                       _ sum: inout SIMD16<Int32>, _ minSum: inout SIMD16<Int32>) {
                 let a = 2 * pair
-                let total = sub.0 &* SIMD16(repeating: Int32(scales[a])) &+ sub.1 &* SIMD16(repeating: Int32(scales[a + 1]))
-                let minTotal = subBlockSum(x, 8 * b + a) &* SIMD16(repeating: Int32(mins[a]))
-                    &+ subBlockSum(x, 8 * b + a + 1) &* SIMD16(repeating: Int32(mins[a + 1]))
-                acc.addProduct(sparrow_i32x16_to_f32(total), SIMD16(repeating: block.float16(at: 0)) * dA)
-                accMin.addProduct(sparrow_i32x16_to_f32(minTotal), SIMD16(repeating: block.float16(at: 2)) * dA)
+                let total = sub.0 &* SIMD16(repeating: Int32(scales.scales[a])) &+ sub.1 &* SIMD16(repeating: Int32(scales.scales[a + 1]))
+                let minTotal = subBlockSum(x, 8 * b + a) &* SIMD16(repeating: Int32(scales.mins[a]))
+                    &+ subBlockSum(x, 8 * b + a + 1) &* SIMD16(repeating: Int32(scales.mins[a + 1]))
+                if perPair {
+                    acc.addProduct(sparrow_i32x16_to_f32(L.fold(total)), d)
+                    accMin.addProduct(sparrow_i32x16_to_f32(minTotal), dMin)
+                } else {
+                    sum &+= total
+                    minSum &+= minTotal
+                }
             }
             for pair in 0..<4 {
+                // Sub-blocks 2 * pair (s, t) and 2 * pair + 1 (s1, t1) of each row.
                 var s0 = SIMD16<Int32>(), s1 = s0, t0 = s0, t1 = s0
-                for j in 0..<8 {
-                    let g = 64 * b + 16 * pair + j
-                    let low = xq.simd(SIMD64<Int8>.self, at: 64 * g), high = xq.simd(SIMD64<Int8>.self, at: 64 * (g + 8))
-                    s0 = lanes(s0, unpacked.0, low, group: g); s1 = lanes(s1, unpacked.0, high, group: g + 8)
-                    t0 = lanes(t0, unpacked.1, low, group: g); t1 = lanes(t1, unpacked.1, high, group: g + 8)
+                for i in 0..<vectors {
+                    let at = 256 * b + 64 * pair + width * i
+                    let low = xq.simd(SIMD64<Int8>.self, at: 64 * (at / width)), high = xq.simd(SIMD64<Int8>.self, at: 64 * ((at + 32) / width))
+                    s0 = D.dot(s0, L.broadcast(unpacked.0 + at), low); s1 = D.dot(s1, L.broadcast(unpacked.0 + at + 32), high)
+                    t0 = D.dot(t0, L.broadcast(unpacked.1 + at), low); t1 = D.dot(t1, L.broadcast(unpacked.1 + at + 32), high)
                 }
-                row(rows.0, unpacked.0, &acc.0, &accMin.0, (s0, s1), pair: pair)
-                row(rows.1, unpacked.1, &acc.1, &accMin.1, (t0, t1), pair: pair)
+                add((s0, s1), packed.0, pair: pair, d.0, dMin.0, &acc.0, &accMin.0, &blockSum.0, &blockMin.0)
+                add((t0, t1), packed.1, pair: pair, d.1, dMin.1, &acc.1, &accMin.1, &blockSum.1, &blockMin.1)
+            }
+            if !perPair {
+                acc.0.addProduct(sparrow_i32x16_to_f32(L.fold(blockSum.0)), d.0)
+                acc.1.addProduct(sparrow_i32x16_to_f32(L.fold(blockSum.1)), d.1)
+                accMin.0.addProduct(sparrow_i32x16_to_f32(blockMin.0), dMin.0)
+                accMin.1.addProduct(sparrow_i32x16_to_f32(blockMin.1), dMin.1)
             }
         }
         return (acc.0 - accMin.0, acc.1 - accMin.1)
@@ -90,36 +160,84 @@ enum PanelDot<D: Int8DotProduct> {
         return sums.simd(SIMD16<Int32>.self, at: 128 * s) &+ sums.simd(SIMD16<Int32>.self, at: 128 * s + 64)
     }
 
-    /// `QuantDot.q6_K`'s tiled order (llama.cpp's tiled matmul) for 16 tokens; the -32 offset
-    /// is removed per 16-element group through the activations' group sums.
+    /// Q6_K in llama.cpp's tiled-matmul order (its batches of 8 or more): per super-block an
+    /// exact integer sum, the -32 offset removed per 16-element group through the activations'
+    /// group sums (after folding, as it counts once per token).
     @inline(__always)
-    static func q6_K(_ rows: Pair<UnsafeRawPointer>, _ unpacked: Pair<UnsafeRawPointer>, _ x: Q8KPanel, blocks: Int) -> Pair<SIMD16<Float>> {
+    static func q6_K<L: PanelLanes>(_ rows: Pair<UnsafeRawPointer>, _ unpacked: Pair<UnsafeRawPointer>, _ x: Q8KPanel, blocks: Int, _: L.Type) -> Pair<SIMD16<Float>> {
         var acc = (SIMD16<Float>(), SIMD16<Float>())
-        let sums = UnsafeRawPointer(x.groupSums), xq = UnsafeRawPointer(x.quants)
+        let sums = UnsafeRawPointer(x.groupSums), xq = UnsafeRawPointer(x.quants), width = 4 * L.perToken
         for b in 0..<blocks {
             let blocks = (rows.0 + 210 * b, rows.1 + 210 * b)
             let scales = ((blocks.0 + 192).assumingMemoryBound(to: Int8.self), (blocks.1 + 192).assumingMemoryBound(to: Int8.self))
-            var totals = (SIMD16<Int32>(), SIMD16<Int32>())
+            var totals = (SIMD16<Int32>(), SIMD16<Int32>()), offsets = totals
             for g in 0..<16 {
-                let offset = SIMD16<Int32>() &- (sums.simd(SIMD16<Int32>.self, at: 64 * (16 * b + g)) &<< 5)
-                var dots = (offset, offset)
-                for j in 0..<4 {
-                    let group = 64 * b + 4 * g + j
-                    let xv = xq.simd(SIMD64<Int8>.self, at: 64 * group)
-                    dots = (lanes(dots.0, unpacked.0, xv, group: group), lanes(dots.1, unpacked.1, xv, group: group))
+                var dots = (SIMD16<Int32>(), SIMD16<Int32>())
+                for i in 0..<16 / width {
+                    let at = 256 * b + 16 * g + width * i
+                    let xv = xq.simd(SIMD64<Int8>.self, at: 64 * (at / width))
+                    dots = (D.dot(dots.0, L.broadcast(unpacked.0 + at), xv), D.dot(dots.1, L.broadcast(unpacked.1 + at), xv))
                 }
-                totals.0 &+= dots.0 &* SIMD16(repeating: Int32(scales.0[g]))
-                totals.1 &+= dots.1 &* SIMD16(repeating: Int32(scales.1[g]))
+                let scale = (SIMD16(repeating: Int32(scales.0[g])), SIMD16(repeating: Int32(scales.1[g])))
+                let groupSum = sums.simd(SIMD16<Int32>.self, at: 64 * (16 * b + g))
+                totals.0 &+= dots.0 &* scale.0
+                totals.1 &+= dots.1 &* scale.1
+                offsets.0 &+= groupSum &* scale.0
+                offsets.1 &+= groupSum &* scale.1
             }
             let dA = UnsafeRawPointer(x.scales).simd(SIMD16<Float>.self, at: 64 * b)
-            acc.0.addProduct(SIMD16(repeating: blocks.0.float16(at: 208)) * sparrow_i32x16_to_f32(totals.0), dA)
-            acc.1.addProduct(SIMD16(repeating: blocks.1.float16(at: 208)) * sparrow_i32x16_to_f32(totals.1), dA)
+            let exact = (L.fold(totals.0) &- (offsets.0 &<< 5), L.fold(totals.1) &- (offsets.1 &<< 5))
+            acc.0.addProduct(SIMD16(repeating: blocks.0.float16(at: 208)) * sparrow_i32x16_to_f32(exact.0), dA)
+            acc.1.addProduct(SIMD16(repeating: blocks.1.float16(at: 208)) * sparrow_i32x16_to_f32(exact.1), dA)
         }
         return acc
     }
+
+    /// Q6_K in `QuantDot.q6_K`'s order (one-token calls): ggml's eight lanes per token (lane k
+    /// sums the 4-element groups k, k+8, ...) as exact integers per super-block, in sets as in
+    /// `q8Block`; vector i of a block covers 4 * perToken elements of one 16-element scale
+    /// group and goes to set i mod sets. The weights are the signed operand (quant - 32) and
+    /// the activations the unsigned one (a flipped panel), each lane starting from -128 * (sum
+    /// of its 4 weights). One row at a time: its sixteen accumulators fill the register file.
+    @inline(__always)
+    static func q6_KSingleToken<L: PanelLanes>(_ rows: Pair<UnsafeRawPointer>, _ unpacked: Pair<UnsafeRawPointer>, _ x: Q8KPanel, blocks: Int,
+                                               _: L.Type) -> Pair<SIMD16<Float>> {
+        let sets = 8 / L.perToken, width = 4 * L.perToken
+        @inline(__always) func one(_ row: UnsafeRawPointer, _ unpacked: UnsafeRawPointer) -> SIMD16<Float> {
+            var f0 = SIMD16<Float>(), f1 = f0, f2 = f0, f3 = f0, f4 = f0, f5 = f0, f6 = f0, f7 = f0
+            let xq = UnsafeRawPointer(x.quants), corrections = unpacked + 256 * blocks
+            for b in 0..<blocks {
+                let block = row + 210 * b
+                let scales = (block + 192).assumingMemoryBound(to: Int8.self)
+                var t0 = SIMD16<Int32>(), t1 = t0, t2 = t0, t3 = t0, t4 = t0, t5 = t0, t6 = t0, t7 = t0
+                for round in 0..<8 {
+                    // Vectors sets * round + j, j < sets.
+                    @inline(__always) func add(_ t: inout SIMD16<Int32>, _ j: Int) {
+                        let at = 256 * b + width * (sets * round + j)
+                        let dot = D.dot(int32s(corrections + at, L.self), xq.simd(SIMD64<UInt8>.self, at: 64 * (at / width)), weights(unpacked + at, L.self))
+                        t &+= dot &* SIMD16(repeating: Int32(scales[(at % 256) / 16]))
+                    }
+                    add(&t0, 0)
+                    if sets > 1 { add(&t1, 1) }
+                    if sets > 2 { add(&t2, 2); add(&t3, 3) }
+                    if sets > 4 { add(&t4, 4); add(&t5, 5); add(&t6, 6); add(&t7, 7) }
+                }
+                let scale = UnsafeRawPointer(x.scales).simd(SIMD16<Float>.self, at: 64 * b) * SIMD16(repeating: block.float16(at: 208))
+                f0.addProduct(sparrow_i32x16_to_f32(t0), scale)
+                if sets > 1 { f1.addProduct(sparrow_i32x16_to_f32(t1), scale) }
+                if sets > 2 { f2.addProduct(sparrow_i32x16_to_f32(t2), scale); f3.addProduct(sparrow_i32x16_to_f32(t3), scale) }
+                if sets > 4 {
+                    f4.addProduct(sparrow_i32x16_to_f32(t4), scale); f5.addProduct(sparrow_i32x16_to_f32(t5), scale)
+                    f6.addProduct(sparrow_i32x16_to_f32(t6), scale); f7.addProduct(sparrow_i32x16_to_f32(t7), scale)
+                }
+            }
+            return hsum8Order(f0, f1, f2, f3, f4, f5, f6, f7, L.self)
+        }
+        return (one(rows.0, unpacked.0), one(rows.1, unpacked.1))
+    }
 }
 
-/// Weight rows unpacked to one unsigned byte per element, in element order, for `PanelDot`.
+/// Weight rows unpacked to one byte per element, in element order, for `PanelDot`.
 enum PanelRow {
     /// Q8-block formats: the signed weights (cols bytes), then per 4-element group the int32
     /// -128 * (sum of its 4 weights) that `PanelDot.q8Block` starts each lane from.
@@ -144,16 +262,82 @@ enum PanelRow {
         }
     }
 
-    static func unpackQ6_K(_ row: UnsafeRawPointer, blocks: Int, into dst: UnsafeMutableRawPointer) {
+    /// Q6_K: unsigned quants (0...63) or, `signed`, quants - 32 followed by the int32
+    /// -128 * (sum of each 4) (2 * cols bytes).
+    static func unpackQ6_K<D: Int8DotProduct>(_ row: UnsafeRawPointer, blocks: Int, signed: Bool, into dst: UnsafeMutableRawPointer, _: D.Type) {
+        let plus128 = SIMD64<UInt8>(repeating: 128)
         for b in 0..<blocks {
             let block = row + 210 * b
-            for half in 0..<2 {
-                let low = block.simd(SIMD64<UInt8>.self, at: 64 * half)
-                let high = block.simd(SIMD32<UInt8>.self, at: 128 + 32 * half)
+            for part in 0..<2 {
+                let low = block.simd(SIMD64<UInt8>.self, at: 64 * part)
+                let high = block.simd(SIMD32<UInt8>.self, at: 128 + 32 * part)
                 for pair in 0..<2 {
-                    dst.storeBytes(of: sparrow_q6k_quants(low, high, Int32(4 * pair)), toByteOffset: 256 * b + 128 * half + 64 * pair, as: SIMD64<UInt8>.self)
+                    let q = sparrow_q6k_quants(low, high, Int32(4 * pair)), at = 256 * b + 128 * part + 64 * pair
+                    guard signed else {
+                        dst.storeBytes(of: q, toByteOffset: at, as: SIMD64<UInt8>.self)
+                        continue
+                    }
+                    let s = sparrow_minus_offset64(q, 32)
+                    dst.storeBytes(of: s, toByteOffset: at, as: SIMD64<Int8>.self)
+                    dst.storeBytes(of: D.dot(.zero, plus128, s) &* -1, toByteOffset: 256 * blocks + at, as: SIMD16<Int32>.self)
                 }
             }
         }
+    }
+}
+
+/// One weight format's panel kernel, as `MatMul` tiles it: how a row unpacks, and the sums of
+/// two rows against one panel.
+protocol PanelKernel {
+    /// Bytes `unpack` writes per row.
+    var unpackedBytes: Int { get }
+    func unpack(_ row: UnsafeRawPointer, into dst: UnsafeMutableRawPointer)
+    func sums<L: PanelLanes>(_ rows: (UnsafeRawPointer, UnsafeRawPointer), _ unpacked: (UnsafeRawPointer, UnsafeRawPointer), panel: Int,
+                             _: L.Type) -> (SIMD16<Float>, SIMD16<Float>)
+}
+
+/// Panels carved from `memory` by `layout`.
+struct PanelSource {
+    let layout: PanelLayout
+    let memory: UnsafeMutableRawPointer
+}
+
+struct Q8BlockPanels<F: Q8BlockFormat, D: Int8DotProduct>: PanelKernel {
+    let panels: PanelSource
+    let blocks: Int
+    var unpackedBytes: Int { PanelRow.q8BlockBytes(cols: 32 * blocks) }
+    func unpack(_ row: UnsafeRawPointer, into dst: UnsafeMutableRawPointer) { PanelRow.unpack(row, blocks: blocks, into: dst, F.self, D.self) }
+    func sums<L: PanelLanes>(_ rows: (UnsafeRawPointer, UnsafeRawPointer), _ unpacked: (UnsafeRawPointer, UnsafeRawPointer), panel: Int,
+                             _: L.Type) -> (SIMD16<Float>, SIMD16<Float>) {
+        PanelDot<D>.q8Block(rows, unpacked, panels.layout.q8(panels.memory, panel), blocks: blocks, F.self, L.self)
+    }
+}
+
+struct Q4KPanels<D: Int8DotProduct>: PanelKernel {
+    let panels: PanelSource
+    let blocks: Int
+    let order: SummationOrder
+    var unpackedBytes: Int { 256 * blocks }
+    func unpack(_ row: UnsafeRawPointer, into dst: UnsafeMutableRawPointer) { PanelRow.unpackQ4_K(row, blocks: blocks, into: dst) }
+    func sums<L: PanelLanes>(_ rows: (UnsafeRawPointer, UnsafeRawPointer), _ unpacked: (UnsafeRawPointer, UnsafeRawPointer), panel: Int,
+                             _: L.Type) -> (SIMD16<Float>, SIMD16<Float>) {
+        PanelDot<D>.q4_K(rows, unpacked, panels.layout.q8K(panels.memory, panel), blocks: blocks, perPair: order == .referenceBatch, L.self)
+    }
+}
+
+/// Q6_K's one-token order reads a flipped panel (`MatMul` builds it so).
+struct Q6KPanels<D: Int8DotProduct>: PanelKernel {
+    let panels: PanelSource
+    let blocks: Int
+    let order: SummationOrder
+    var unpackedBytes: Int { (order == .singleToken ? 512 : 256) * blocks }
+    func unpack(_ row: UnsafeRawPointer, into dst: UnsafeMutableRawPointer) {
+        PanelRow.unpackQ6_K(row, blocks: blocks, signed: order == .singleToken, into: dst, D.self)
+    }
+    func sums<L: PanelLanes>(_ rows: (UnsafeRawPointer, UnsafeRawPointer), _ unpacked: (UnsafeRawPointer, UnsafeRawPointer), panel: Int,
+                             _: L.Type) -> (SIMD16<Float>, SIMD16<Float>) {
+        let x = panels.layout.q8K(panels.memory, panel)
+        return order == .singleToken ? PanelDot<D>.q6_KSingleToken(rows, unpacked, x, blocks: blocks, L.self)
+            : PanelDot<D>.q6_K(rows, unpacked, x, blocks: blocks, L.self)
     }
 }

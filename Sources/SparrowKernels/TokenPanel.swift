@@ -1,13 +1,15 @@
-// Prefill activations in "token panels": up to 16 tokens' int8 quants transposed so that one
+// Activations in "token panels": the int8 quants of up to 16 tokens transposed so that one
 // 512-bit vector holds the same four consecutive elements of every token. A kernel then
 // broadcasts four weight bytes against it and each int32 lane of the product accumulates one
 // token: a weight row meets 16 tokens with no horizontal sums, and every lane still holds
 // exactly the integer llama.cpp's kernels form (four products), so float rounding is unchanged.
+// Batches of up to 8 or 4 tokens give each token 2 or 4 lanes instead, holding 8 or 16
+// consecutive elements (`PanelLanes`), so they still fill every lane.
 
 /// One panel of Q8 blocks (32 elements): quants and per-block, per-token values.
 struct Q8Panel {
     static let width = 16
-    /// [cols/4][16 tokens][4 bytes], each quant + 128 (unsigned, for the dot product's
+    /// [cols/4][16 lanes][4 bytes] (see `PanelLayout.transpose`), each quant + 128 (unsigned, for the dot product's
     /// unsigned operand).
     let quants: UnsafePointer<UInt8>
     /// [cols/32][16]: the block scale d and ggml's q8_1 sum s (see `Q8Row`).
@@ -17,7 +19,7 @@ struct Q8Panel {
 
 /// One panel of Q8_K super-blocks (256 elements).
 struct Q8KPanel {
-    /// [cols/4][16 tokens][4 bytes].
+    /// [cols/4][16 lanes][4 bytes] (for Q6_K's one-token order, each quant + 128).
     let quants: UnsafePointer<Int8>
     /// [cols/256][16] super-block scales.
     let scales: UnsafePointer<Float>
@@ -28,11 +30,17 @@ struct Q8KPanel {
 /// Panel arrays carved from one buffer, panel after panel.
 struct PanelLayout {
     let cols: Int
+    /// Adjacent int32 lanes each token takes.
+    let lanesPerToken: Int
     let panelCount: Int
+    var tokensPerPanel: Int { Q8Panel.width / lanesPerToken }
 
+    /// Panels for `tokens`, with as many lanes per token as fill a vector (4 for up to 4
+    /// tokens, 2 for up to 8, else 1).
     init(cols: Int, tokens: Int) {
         self.cols = cols
-        panelCount = (tokens + Q8Panel.width - 1) / Q8Panel.width
+        lanesPerToken = tokens <= 4 ? 4 : tokens <= 8 ? 2 : 1
+        panelCount = (tokens + Q8Panel.width / lanesPerToken - 1) / (Q8Panel.width / lanesPerToken)
     }
 
     /// Bytes per panel: quants plus two 4-byte values per 32 elements (Q8) or one per 16 plus
@@ -57,28 +65,32 @@ struct PanelLayout {
     }
 
     /// Copies the quants of tokens first..<first+count (row-major, `cols` apart) into panel
-    /// order, each byte XOR `flip`; lanes of missing tokens become zero.
+    /// order: per chunk of 4 * lanesPerToken elements, 64 bytes holding that chunk of every
+    /// token. Each byte XOR `flip`; the lanes of missing tokens become zero.
     func transpose(_ rows: UnsafePointer<Int8>, first: Int, count: Int, flip: UInt32 = 0, into quants: UnsafeRawPointer) {
         let dst = UnsafeMutableRawPointer(mutating: quants)
-        let groups = cols / 4
-        for t in 0..<Q8Panel.width {
-            if t < count {
-                let src = UnsafeRawPointer(rows + (first + t) * cols)
-                for g in 0..<groups {
-                    dst.storeBytes(of: src.loadUnaligned(fromByteOffset: 4 * g, as: UInt32.self) ^ flip, toByteOffset: 64 * g + 4 * t, as: UInt32.self)
+        let width = 4 * lanesPerToken, chunks = cols / width
+        for t in 0..<tokensPerPanel {
+            let src = UnsafeRawPointer(rows + (first + t) * cols)
+            for c in 0..<chunks {
+                for k in 0..<lanesPerToken {
+                    let value = t < count ? src.loadUnaligned(fromByteOffset: width * c + 4 * k, as: UInt32.self) ^ flip : 0
+                    dst.storeBytes(of: value, toByteOffset: 64 * c + width * t + 4 * k, as: UInt32.self)
                 }
-            } else {
-                for g in 0..<groups { dst.storeBytes(of: 0, toByteOffset: 64 * g + 4 * t, as: UInt32.self) }
             }
         }
     }
-}
 
-/// Fills `value(token, i)` for i in 0..<perToken into [perToken][16], zero for missing tokens.
-@inline(__always)
-func fillPanelColumns<T: Numeric>(_ dst: UnsafePointer<T>, perToken: Int, count: Int, _ value: (Int, Int) -> T) {
-    let out = UnsafeMutablePointer(mutating: dst)
-    for i in 0..<perToken {
-        for t in 0..<Q8Panel.width { out[i * Q8Panel.width + t] = t < count ? value(t, i) : 0 }
+    /// Fills `value(token, i)` for i in 0..<perToken into [perToken][16 lanes], zero for
+    /// missing tokens.
+    @inline(__always)
+    func fillColumns<T: Numeric>(_ dst: UnsafePointer<T>, perToken: Int, count: Int, _ value: (Int, Int) -> T) {
+        let out = UnsafeMutablePointer(mutating: dst)
+        for i in 0..<perToken {
+            for lane in 0..<Q8Panel.width {
+                let t = lane / lanesPerToken
+                out[i * Q8Panel.width + lane] = t < count ? value(t, i) : 0
+            }
+        }
     }
 }

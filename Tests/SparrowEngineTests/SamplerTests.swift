@@ -20,18 +20,6 @@ private func withLogits<R>(_ values: [Float], _ body: (UnsafeBufferPointer<Float
         #expect(withLogits(logits) { sampler.sample($0, history: []) } == 1)
     }
 
-    /// The lead greedy's choice has, after the penalty, which speculative decoding's tie guard reads.
-    @Test func greedyMarginIsTheGapBetweenTheTwoBestLogits() {
-        var sampler = Sampler(SamplingParameters())
-        let values: [Float] = [0.5, 3.0, 2.5, -1.0]
-        #expect(abs(withLogits(values) { sampler.greedyMargin($0, history: []) } - 0.5) < 1e-6)
-        var p = SamplingParameters()
-        p.repeatPenalty = 1.5  // token 1: 3.0 / 1.5 = 2.0, now second to 2.5
-        var penalized = Sampler(p)
-        #expect(abs(withLogits(values) { penalized.greedyMargin($0, history: [1]) } - 0.5) < 1e-6)
-        #expect(withLogits([1]) { sampler.greedyMargin($0, history: []) } == .infinity)
-    }
-
     @Test func repetitionPenaltyDemotesSeenTokens() {
         var p = SamplingParameters()
         p.repeatPenalty = 1.5  // 3.0 / 1.5 = 2.0 < 2.5

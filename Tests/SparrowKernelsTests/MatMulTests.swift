@@ -10,7 +10,7 @@ import SparrowTestSupport
     /// at most d/2 per element), so |error| <= sum_c |W[r,c]| * d(c)/2, plus float rounding.
     /// That worst case is loose, so the errors' mean square is also checked against the
     /// variance of uniform rounding errors, sum_c W[r,c]^2 * d(c)^2 / 12 (expected ratio ~1).
-    @Test(arguments: types, [1, 5, 70])
+    @Test(arguments: types, [1, 3, 5, 8, 70])
     func matchesFloat64Reference(_ type: TensorType, tokens: Int) throws {
         var rng = SplitMix64(seed: UInt64(type.rawValue) &* 1000 &+ UInt64(tokens))
         let rows = 13, cols = type.blockSize == 1 ? 37 : 512
@@ -47,7 +47,7 @@ import SparrowTestSupport
         #expect(squaredErrorRatio / Double(rows * tokens) < 2.5, "\(type.name): errors larger than activation rounding explains")
     }
 
-    @Test(arguments: types.filter { $0.blockSize > 1 }, [1, 9])
+    @Test(arguments: types.filter { $0.blockSize > 1 }, [1, 4, 7, 9])
     func vnniPathEqualsPortablePath(_ type: TensorType, tokens: Int) throws {
         try #require(cpuHasVNNI, "this CPU has no AVX-512 VNNI; only the portable path can run")
         var rng = SplitMix64(seed: 99 &+ UInt64(type.rawValue))
@@ -58,24 +58,31 @@ import SparrowTestSupport
         let portable = MatMul(pool: ThreadPool(threadCount: 2))
         portable.usesVNNI = false
         #expect(fast.usesVNNI)
-        let a = try multiply(fast, type, bytes, rows: rows, cols: cols, input: input, tokens: tokens)
-        let b = try multiply(portable, type, bytes, rows: rows, cols: cols, input: input, tokens: tokens)
-        #expect(a == b)
+        for order in [SummationOrder.referenceBatch, .singleToken] {
+            let a = try multiply(fast, type, bytes, rows: rows, cols: cols, input: input, tokens: tokens, order: order)
+            let b = try multiply(portable, type, bytes, rows: rows, cols: cols, input: input, tokens: tokens, order: order)
+            #expect(a == b, "\(type.name) \(order)")
+        }
     }
 
-    /// llama.cpp rounds the 32-element formats the same way for any batch size, so the token
-    /// panels (batches of 4 or more, padded to 16) must give exactly the one-token kernel's bits.
-    @Test(arguments: [TensorType.q8_0, .q4_0, .q4_1, .q5_0], [4, 21])
+    /// In the one-token order every batch gives exactly the one-token kernel's bits, whatever
+    /// its size (panels of 4, 8 or 16 lanes per row group, partly filled, plus a remainder).
+    /// llama.cpp rounds the 32-element formats alike for any batch size, so for those the
+    /// reference order must too.
+    @Test(arguments: types.filter { $0.blockSize > 1 }, [2, 3, 4, 5, 8, 9, 21])
     func batchedEqualsOneTokenAtATime(_ type: TensorType, tokens: Int) throws {
         var rng = SplitMix64(seed: 7 &+ UInt64(type.rawValue) &* 31 &+ UInt64(tokens))
-        let rows = 9, cols = 320
+        let rows = 11, cols = type.blockSize == 256 ? 512 : 320
         let bytes = randomEncodedRows(type, rows: rows, cols: cols, using: &rng)
         let input = (0..<tokens * cols).map { _ in Float.random(in: -3...3, using: &rng) }
         let matmul = MatMul(pool: ThreadPool(threadCount: 2))
-        let batched = try multiply(matmul, type, bytes, rows: rows, cols: cols, input: input, tokens: tokens)
-        for t in 0..<tokens {
-            let single = try multiply(matmul, type, bytes, rows: rows, cols: cols, input: Array(input[(t * cols)..<((t + 1) * cols)]), tokens: 1)
-            #expect(Array(batched[(t * rows)..<((t + 1) * rows)]) == single, "\(type.name) token \(t)")
+        let orders: [SummationOrder] = type.blockSize == 256 ? [.singleToken] : [.singleToken, .referenceBatch]
+        for order in orders {
+            let batched = try multiply(matmul, type, bytes, rows: rows, cols: cols, input: input, tokens: tokens, order: order)
+            for t in 0..<tokens {
+                let single = try multiply(matmul, type, bytes, rows: rows, cols: cols, input: Array(input[(t * cols)..<((t + 1) * cols)]), tokens: 1)
+                #expect(Array(batched[(t * rows)..<((t + 1) * rows)]) == single, "\(type.name) \(order) token \(t)")
+            }
         }
     }
 

@@ -61,12 +61,13 @@ func dequantized(_ type: TensorType, _ bytes: [UInt8], count: Int) -> [Float] {
 }
 
 /// Runs `matmul` on encoded rows and returns the outputs.
-func multiply(_ matmul: MatMul, _ type: TensorType, _ bytes: [UInt8], rows: Int, cols: Int, input: [Float], tokens: Int) throws -> [Float] {
+func multiply(_ matmul: MatMul, _ type: TensorType, _ bytes: [UInt8], rows: Int, cols: Int, input: [Float], tokens: Int,
+              order: SummationOrder = .referenceBatch) throws -> [Float] {
     var output = [Float](repeating: .nan, count: rows * tokens)
     try bytes.withUnsafeBytes { raw in
         let w = try WeightMatrix(type: type, rows: rows, cols: cols, data: raw.baseAddress!)
         input.withUnsafeBufferPointer { x in
-            output.withUnsafeMutableBufferPointer { matmul(w, x.baseAddress!, tokens: tokens, into: $0.baseAddress!) }
+            output.withUnsafeMutableBufferPointer { matmul(w, x.baseAddress!, tokens: tokens, order: order, into: $0.baseAddress!) }
         }
     }
     return output

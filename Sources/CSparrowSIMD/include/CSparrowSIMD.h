@@ -58,7 +58,7 @@ static inline sparrow_u8x32 sparrow_q5_quants(sparrow_u8x16 q, uint32_t fifthBit
 }
 /// Q6_K: 6-bit quants of 64 elements from 64 low-nibble bytes and 32 high-bit-pair bytes;
 /// `shift` is 0 (elements from the low nibbles, bit pairs 0 and 1) or 4 (high nibbles, pairs 2, 3).
-static inline sparrow_u8x64 sparrow_q6k_quants(sparrow_u8x64 low, sparrow_u8x32 high, int shift) {
+__attribute__((always_inline)) static inline sparrow_u8x64 sparrow_q6k_quants(sparrow_u8x64 low, sparrow_u8x32 high, int shift) {
     sparrow_u8x32 h0 = (high >> shift) & 3, h1 = (high >> (shift + 2)) & 3;
     sparrow_u8x64 h = __builtin_shufflevector(h0, h1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
         16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39,
@@ -67,6 +67,8 @@ static inline sparrow_u8x64 sparrow_q6k_quants(sparrow_u8x64 low, sparrow_u8x32 
 }
 /// Unsigned bytes less `offset`, as signed bytes.
 static inline sparrow_i8x32 sparrow_minus_offset32(sparrow_u8x32 q, uint8_t offset) { return (sparrow_i8x32)(q - offset); }
+/// Unsigned bytes less `offset`, as signed bytes (64 of them).
+static inline sparrow_i8x64 sparrow_minus_offset64(sparrow_u8x64 q, uint8_t offset) { return (sparrow_i8x64)(q - offset); }
 /// Signed bytes offset by +128 to unsigned.
 static inline sparrow_u8x32 sparrow_offset_binary32(sparrow_i8x32 q) { return (sparrow_u8x32)q ^ 0x80; }
 /// [a x8, b x8]
@@ -91,6 +93,7 @@ static inline sparrow_f32x8 sparrow_i32x8_to_f32(sparrow_i32x8 v) { return __bui
 static inline sparrow_f32x16 sparrow_i32x16_to_f32(sparrow_i32x16 v) { return __builtin_convertvector(v, sparrow_f32x16); }
 static inline sparrow_i32x16 sparrow_i8x16_to_i32(sparrow_i8x16 v) { return __builtin_convertvector(v, sparrow_i32x16); }
 static inline sparrow_i32x16 sparrow_i16x16_to_i32(sparrow_i16x16 v) { return __builtin_convertvector(v, sparrow_i32x16); }
+static inline sparrow_i32x8 sparrow_u8x8_to_i32(sparrow_u8x8 v) { return __builtin_convertvector(v, sparrow_i32x8); }
 static inline sparrow_i8x16 sparrow_i32x16_to_i8(sparrow_i32x16 v) { return __builtin_convertvector(v, sparrow_i8x16); }
 static inline sparrow_f32x16 sparrow_f16x16_to_f32(sparrow_f16x16 v) { return __builtin_convertvector(v, sparrow_f32x16); }
 /// bfloat16 bits are the top half of a float's bits.
@@ -158,6 +161,35 @@ static inline sparrow_u8x64 sparrow_broadcast4(const void *p) {
     uint32_t v;
     __builtin_memcpy(&v, p, 4);
     return (sparrow_u8x64)((sparrow_u32x16){} + v);
+}
+/// The eight bytes at p repeated 8 times (two int32 lanes each).
+static inline sparrow_u8x64 sparrow_broadcast8(const void *p) {
+    uint64_t v;
+    __builtin_memcpy(&v, p, 8);
+    typedef uint64_t u64x8 __attribute__((vector_size(64)));
+    return (sparrow_u8x64)((u64x8){} + v);
+}
+/// The sixteen bytes at p repeated 4 times (four int32 lanes each).
+static inline sparrow_u8x64 sparrow_broadcast16(const void *p) {
+    sparrow_u8x16 v;
+    __builtin_memcpy(&v, p, 16);
+    return __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+}
+// Token panels with 2 or 4 lanes per token: each token's lanes summed, in halving order
+// (lane k with lane k + half first), the total left in every one of them.
+static inline sparrow_f32x16 sparrow_fold2_f32x16(sparrow_f32x16 v) {
+    return v + __builtin_shufflevector(v, v, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+}
+static inline sparrow_f32x16 sparrow_fold4_f32x16(sparrow_f32x16 v) {
+    return sparrow_fold2_f32x16(v + __builtin_shufflevector(v, v, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13));
+}
+static inline sparrow_i32x16 sparrow_fold2_i32x16(sparrow_i32x16 v) {
+    return v + __builtin_shufflevector(v, v, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+}
+static inline sparrow_i32x16 sparrow_fold4_i32x16(sparrow_i32x16 v) {
+    return sparrow_fold2_i32x16(v + __builtin_shufflevector(v, v, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13));
 }
 /// The four signed bytes at p repeated 16 times.
 static inline sparrow_i8x64 sparrow_broadcast4_i8(const void *p) { return (sparrow_i8x64)sparrow_broadcast4(p); }

@@ -33,12 +33,6 @@ public struct SpeculationOptions: Sendable {
     /// few tokens costs about as much as that many single steps (small batches run the
     /// per-token kernels), a short draft can only lose time.
     public var minDraft: Int
-    /// Greedy only: where the model's two best logits in a verification pass are closer than
-    /// this, the choice is made again by a single-token step, as plain decoding makes it. The
-    /// batched kernels sum in another order than the single-token ones (as llama.cpp's do, for
-    /// K-quants), and their logits differ by a few hundredths after many layers: enough to
-    /// flip a near-tie and leave plain greedy decoding's text.
-    public var greedyTieMargin: Float = 0.25
     /// Greedy only: stop drafting for a while when drafting and verifying measure slower per
     /// token than plain decode steps (see `DraftPacing`); false drafts at every step. Sampled
     /// runs always draft at every step, so that a seed reproduces them.
@@ -52,7 +46,7 @@ public struct SpeculationOptions: Sendable {
 }
 
 /// Drafts only while drafting pays, by measured time: the seconds rounds take (drafting,
-/// verifying, any tie decided again) over the tokens they yield, each older round weighing
+/// verifying) over the tokens they yield, each older round weighing
 /// half as much as the next, against plain decode steps' seconds per token. So one rejected
 /// draft amid long accepted ones does not stop drafting, a run of them does. When rounds are
 /// more than twice as slow, drafting pauses for 16 tokens, doubling up to 256 while it keeps
