@@ -16,8 +16,10 @@ struct SpeculationFlags: ParsableArguments {
     @Option(name: .customLong("lookup-min-ngram"), help: "The shortest n-gram prompt lookup falls back to.")
     var lookupMinNgram = 1
 
+    // Default 7: a pass over 8 tokens gives each token two lanes of the panel kernels; from 9,
+    // one lane each, and a pass costs about twice as much (`sparrow bench --verify`).
     @Option(name: .customLong("draft-max"), help: "The most tokens drafted per verification pass.")
-    var draftMax = 8
+    var draftMax = 7
 
     @Option(name: .customLong("draft-min"), help: "Drafts shorter than this are dropped (that step decodes plainly).")
     var draftMin = 0

@@ -198,42 +198,46 @@ enum PanelDot<D: Int8DotProduct> {
     /// `q8Block`; vector i of a block covers 4 * perToken elements of one 16-element scale
     /// group and goes to set i mod sets. The weights are the signed operand (quant - 32) and
     /// the activations the unsigned one (a flipped panel), each lane starting from -128 * (sum
-    /// of its 4 weights). One row at a time: its sixteen accumulators fill the register file.
+    /// of its 4 weights).
     @inline(__always)
     static func q6_KSingleToken<L: PanelLanes>(_ rows: Pair<UnsafeRawPointer>, _ unpacked: Pair<UnsafeRawPointer>, _ x: Q8KPanel, blocks: Int,
                                                _: L.Type) -> Pair<SIMD16<Float>> {
         let sets = 8 / L.perToken, width = 4 * L.perToken
-        @inline(__always) func one(_ row: UnsafeRawPointer, _ unpacked: UnsafeRawPointer) -> SIMD16<Float> {
-            var f0 = SIMD16<Float>(), f1 = f0, f2 = f0, f3 = f0, f4 = f0, f5 = f0, f6 = f0, f7 = f0
-            let xq = UnsafeRawPointer(x.quants), corrections = unpacked + 256 * blocks
-            for b in 0..<blocks {
-                let block = row + 210 * b
-                let scales = (block + 192).assumingMemoryBound(to: Int8.self)
-                var t0 = SIMD16<Int32>(), t1 = t0, t2 = t0, t3 = t0, t4 = t0, t5 = t0, t6 = t0, t7 = t0
-                for round in 0..<8 {
-                    // Vectors sets * round + j, j < sets.
-                    @inline(__always) func add(_ t: inout SIMD16<Int32>, _ j: Int) {
-                        let at = 256 * b + width * (sets * round + j)
-                        let dot = D.dot(int32s(corrections + at, L.self), xq.simd(SIMD64<UInt8>.self, at: 64 * (at / width)), weights(unpacked + at, L.self))
-                        t &+= dot &* SIMD16(repeating: Int32(scales[(at % 256) / 16]))
-                    }
-                    add(&t0, 0)
-                    if sets > 1 { add(&t1, 1) }
-                    if sets > 2 { add(&t2, 2); add(&t3, 3) }
-                    if sets > 4 { add(&t4, 4); add(&t5, 5); add(&t6, 6); add(&t7, 7) }
+        let xq = UnsafeRawPointer(x.quants), corrections = (unpacked.0 + 256 * blocks, unpacked.1 + 256 * blocks)
+        // Float sets, touched once per super-block (they may live in memory), per row.
+        var f0 = (SIMD16<Float>(), SIMD16<Float>()), f1 = f0, f2 = f0, f3 = f0, f4 = f0, f5 = f0, f6 = f0, f7 = f0
+        for b in 0..<blocks {
+            let blocks = (rows.0 + 210 * b, rows.1 + 210 * b)
+            let scales = ((blocks.0 + 192).assumingMemoryBound(to: Int8.self), (blocks.1 + 192).assumingMemoryBound(to: Int8.self))
+            // Integer sets of both rows: sixteen registers.
+            var t0 = (SIMD16<Int32>(), SIMD16<Int32>()), t1 = t0, t2 = t0, t3 = t0, t4 = t0, t5 = t0, t6 = t0, t7 = t0
+            for round in 0..<8 {
+                @inline(__always) func add(_ t: inout (SIMD16<Int32>, SIMD16<Int32>), _ j: Int) {
+                    let at = 256 * b + width * (sets * round + j), scale = (at % 256) / 16
+                    let xv = xq.simd(SIMD64<UInt8>.self, at: 64 * (at / width))
+                    let dots = (D.dot(int32s(corrections.0 + at, L.self), xv, weights(unpacked.0 + at, L.self)),
+                                D.dot(int32s(corrections.1 + at, L.self), xv, weights(unpacked.1 + at, L.self)))
+                    t.0 &+= dots.0 &* SIMD16(repeating: Int32(scales.0[scale]))
+                    t.1 &+= dots.1 &* SIMD16(repeating: Int32(scales.1[scale]))
                 }
-                let scale = UnsafeRawPointer(x.scales).simd(SIMD16<Float>.self, at: 64 * b) * SIMD16(repeating: block.float16(at: 208))
-                f0.addProduct(sparrow_i32x16_to_f32(t0), scale)
-                if sets > 1 { f1.addProduct(sparrow_i32x16_to_f32(t1), scale) }
-                if sets > 2 { f2.addProduct(sparrow_i32x16_to_f32(t2), scale); f3.addProduct(sparrow_i32x16_to_f32(t3), scale) }
-                if sets > 4 {
-                    f4.addProduct(sparrow_i32x16_to_f32(t4), scale); f5.addProduct(sparrow_i32x16_to_f32(t5), scale)
-                    f6.addProduct(sparrow_i32x16_to_f32(t6), scale); f7.addProduct(sparrow_i32x16_to_f32(t7), scale)
-                }
+                add(&t0, 0)
+                if sets > 1 { add(&t1, 1) }
+                if sets > 2 { add(&t2, 2); add(&t3, 3) }
+                if sets > 4 { add(&t4, 4); add(&t5, 5); add(&t6, 6); add(&t7, 7) }
             }
-            return hsum8Order(f0, f1, f2, f3, f4, f5, f6, f7, L.self)
+            let dA = UnsafeRawPointer(x.scales).simd(SIMD16<Float>.self, at: 64 * b)
+            let scale = (dA * SIMD16(repeating: blocks.0.float16(at: 208)), dA * SIMD16(repeating: blocks.1.float16(at: 208)))
+            @inline(__always) func accumulate(_ f: inout (SIMD16<Float>, SIMD16<Float>), _ t: (SIMD16<Int32>, SIMD16<Int32>)) {
+                f.0.addProduct(sparrow_i32x16_to_f32(t.0), scale.0)
+                f.1.addProduct(sparrow_i32x16_to_f32(t.1), scale.1)
+            }
+            accumulate(&f0, t0)
+            if sets > 1 { accumulate(&f1, t1) }
+            if sets > 2 { accumulate(&f2, t2); accumulate(&f3, t3) }
+            if sets > 4 { accumulate(&f4, t4); accumulate(&f5, t5); accumulate(&f6, t6); accumulate(&f7, t7) }
         }
-        return (one(rows.0, unpacked.0), one(rows.1, unpacked.1))
+        return (hsum8Order(f0.0, f1.0, f2.0, f3.0, f4.0, f5.0, f6.0, f7.0, L.self),
+                hsum8Order(f0.1, f1.1, f2.1, f3.1, f4.1, f5.1, f6.1, f7.1, L.self))
     }
 }
 
