@@ -91,13 +91,14 @@ public final class Attention: @unchecked Sendable {
                     addProduct(values + j * kvStride + kvOffset, row[j - start], into: partial + (j % slots) * headDim, count: headDim)
                 }
                 let out = output + item * headDim
-                for d in 0..<headDim {
-                    func slot(_ k: Int) -> SIMD8<Float> {
-                        var v = SIMD8<Float>()
-                        for l in 0..<lanes { v[l] = partial[(k * lanes + l) * headDim + d] }
-                        return v
-                    }
-                    out[d] = slots == lanes ? sparrow_reduce_add_f32x8(slot(0)) : reduceFourAccumulators(slot(0), slot(1), slot(2), slot(3))
+                var d = 0
+                while d + 16 <= headDim {
+                    store16(reduceSlots(slots) { load16(partial + $0 * headDim + d) }, out + d)
+                    d += 16
+                }
+                while d < headDim {
+                    out[d] = reduceSlots(slots) { SIMD2(partial[$0 * headDim + d], 0) }[0]
+                    d += 1
                 }
                 item += workers
             }
@@ -134,6 +135,18 @@ func reduceFourAccumulators(_ a0: SIMD8<Float>, _ a1: SIMD8<Float>, _ a2: SIMD8<
     let v = (a0 + a2) + (a1 + a3)
     let half = v.lowHalf + v.highHalf
     return (half[0] + half[1]) + (half[2] + half[3])
+}
+
+/// Per element, the sum of the `slots` (8, or 32 for a single query's four accumulators)
+/// partial outputs `slot(s)`, in llama.cpp's order: for 8, hsum_float_8's over the lanes
+/// ((0+4)+(2+6)) + ((1+5)+(3+7)); for 32, GGML_F32_VEC_REDUCE's ((a0 + a2) + (a1 + a3) lane-wise,
+/// accumulator k's lane l being slot 8k + l, then each lane with the one four above it, then
+/// adjacent pairs). Lane-wise, on 16 elements at once (or on one, in a SIMD2).
+@inline(__always)
+func reduceSlots<V: SIMD>(_ slots: Int, _ slot: (Int) -> V) -> V where V.Scalar: FloatingPoint {
+    if slots == 8 { return ((slot(0) + slot(4)) + (slot(2) + slot(6))) + ((slot(1) + slot(5)) + (slot(3) + slot(7))) }
+    func lane(_ l: Int) -> V { (slot(l) + slot(16 + l)) + (slot(8 + l) + slot(24 + l)) }
+    return ((lane(0) + lane(4)) + (lane(1) + lane(5))) + ((lane(2) + lane(6)) + (lane(3) + lane(7)))
 }
 
 /// In-place softmax over `count` (a multiple of 8) scores, as llama.cpp's soft_max: e^(x-max)
