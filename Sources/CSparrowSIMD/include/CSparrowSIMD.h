@@ -93,7 +93,6 @@ static inline sparrow_f32x8 sparrow_i32x8_to_f32(sparrow_i32x8 v) { return __bui
 static inline sparrow_f32x16 sparrow_i32x16_to_f32(sparrow_i32x16 v) { return __builtin_convertvector(v, sparrow_f32x16); }
 static inline sparrow_i32x16 sparrow_i8x16_to_i32(sparrow_i8x16 v) { return __builtin_convertvector(v, sparrow_i32x16); }
 static inline sparrow_i32x16 sparrow_i16x16_to_i32(sparrow_i16x16 v) { return __builtin_convertvector(v, sparrow_i32x16); }
-static inline sparrow_i32x8 sparrow_u8x8_to_i32(sparrow_u8x8 v) { return __builtin_convertvector(v, sparrow_i32x8); }
 static inline sparrow_i8x16 sparrow_i32x16_to_i8(sparrow_i32x16 v) { return __builtin_convertvector(v, sparrow_i8x16); }
 static inline sparrow_f32x16 sparrow_f16x16_to_f32(sparrow_f16x16 v) { return __builtin_convertvector(v, sparrow_f32x16); }
 /// bfloat16 bits are the top half of a float's bits.
