@@ -132,7 +132,7 @@ enum PanelDot<D: Int8DotProduct> {
                 }
             }
             for pair in 0..<4 {
-                // Sub-blocks 2 * pair (s, t) and 2 * pair + 1 (s1, t1) of each row.
+                // s0, s1: sub-blocks 2 * pair and 2 * pair + 1 of the first row; t0, t1: of the second.
                 var s0 = SIMD16<Int32>(), s1 = s0, t0 = s0, t1 = s0
                 for i in 0..<vectors {
                     let at = 256 * b + 64 * pair + width * i

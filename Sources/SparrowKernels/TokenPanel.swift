@@ -9,8 +9,8 @@
 /// One panel of Q8 blocks (32 elements): quants and per-block, per-token values.
 struct Q8Panel {
     static let width = 16
-    /// [cols/4][16 lanes][4 bytes] (see `PanelLayout.transpose`), each quant + 128 (unsigned, for the dot product's
-    /// unsigned operand).
+    /// [cols/4][16 lanes][4 bytes] (see `PanelLayout.transpose`), each quant + 128 (unsigned,
+    /// for the dot product's unsigned operand).
     let quants: UnsafePointer<UInt8>
     /// [cols/32][16]: the block scale d and ggml's q8_1 sum s (see `Q8Row`).
     let scales: UnsafePointer<Float>
@@ -40,7 +40,8 @@ struct PanelLayout {
     init(cols: Int, tokens: Int) {
         self.cols = cols
         lanesPerToken = tokens <= 4 ? 4 : tokens <= 8 ? 2 : 1
-        panelCount = (tokens + Q8Panel.width / lanesPerToken - 1) / (Q8Panel.width / lanesPerToken)
+        let perPanel = Q8Panel.width / lanesPerToken
+        panelCount = (tokens + perPanel - 1) / perPanel
     }
 
     /// Bytes per panel: quants plus two 4-byte values per 32 elements (Q8) or one per 16 plus
