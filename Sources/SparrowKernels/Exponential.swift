@@ -1,3 +1,6 @@
+import CSparrowSIMD
+import Foundation
+
 /// e^x lane by lane, rounded exactly as llama.cpp's vectorised expf (ggml_v_expf, after Arm's
 /// optimized-routines): x = n·ln2 + b with n an integer, e^b from a degree-5 polynomial, 2^n
 /// assembled in the exponent bits. Its error is within about 1.5 ulp of the true e^x; using the
@@ -40,4 +43,23 @@ extension SIMD16 where Scalar == Float {
 
 @inline(__always) private func abs(_ v: SIMD16<Float>) -> SIMD16<Float> {
     SIMD16(bitPattern: v.bitPattern & 0x7FFF_FFFF)
+}
+
+/// log(sum_i e^x[i]), computed around the maximum so that nothing overflows; partial sums in
+/// f32 lanes per 16 elements, accumulated in Double.
+public func logSumExp(_ x: UnsafePointer<Float>, count: Int) -> Double {
+    precondition(count > 0, "logSumExp of nothing")
+    var peak = -Float.infinity
+    for i in 0..<count { peak = max(peak, x[i]) }
+    let shift = SIMD16<Float>(repeating: peak)
+    var total = 0.0, i = 0
+    while i + 16 <= count {
+        total += Double(sparrow_reduce_add_f32x16(vectorExp(load16(x + i) - shift)))
+        i += 16
+    }
+    while i < count {
+        total += Double(Foundation.exp(x[i] - peak))
+        i += 1
+    }
+    return Double(peak) + Foundation.log(total)
 }
