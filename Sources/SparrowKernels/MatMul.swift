@@ -27,20 +27,34 @@ public final class MatMul: @unchecked Sendable {
                                into output: UnsafeMutablePointer<Float>) {
         precondition(tokens >= 0, "MatMul: negative token count \(tokens)")
         guard tokens > 0, w.rows > 0 else { return }
+        multiply(w, input, tokens: tokens, order: order, selected: nil, into: output)
+    }
+
+    /// output[i] = sum_c W[rows[i], c] * input[c] for one token: only the selected rows' bytes
+    /// are read (contextual sparsity). Sums as the one-token product does.
+    public func selectedRows(_ w: WeightMatrix, _ input: UnsafePointer<Float>, rows: UnsafeBufferPointer<Int32>,
+                             into output: UnsafeMutablePointer<Float>) {
+        guard !rows.isEmpty else { return }
+        multiply(w, input, tokens: 1, order: .singleToken, selected: rows, into: output)
+    }
+
+    private func multiply(_ w: WeightMatrix, _ input: UnsafePointer<Float>, tokens: Int, order: SummationOrder,
+                          selected: UnsafeBufferPointer<Int32>?, into output: UnsafeMutablePointer<Float>) {
         if usesVNNI {
-            multiply(w, input, tokens: tokens, order: order, into: output, QuantDot<VNNIDot>.self)
+            multiply(w, input, tokens: tokens, order: order, selected: selected, into: output, QuantDot<VNNIDot>.self)
         } else {
-            multiply(w, input, tokens: tokens, order: order, into: output, QuantDot<PortableDot>.self)
+            multiply(w, input, tokens: tokens, order: order, selected: selected, into: output, QuantDot<PortableDot>.self)
         }
     }
 
     private func multiply<D>(_ w: WeightMatrix, _ input: UnsafePointer<Float>, tokens: Int, order: SummationOrder,
-                             into output: UnsafeMutablePointer<Float>, _: QuantDot<D>.Type) {
+                             selected: UnsafeBufferPointer<Int32>?, into output: UnsafeMutablePointer<Float>, _: QuantDot<D>.Type) {
         let cols = w.cols
         switch w.type {
         case .f32, .f16, .bf16:
             let type = w.type
-            tiled(w, 0..<tokens, output) { FloatDot.dot(type, $0, input + $1 * cols, count: cols) }
+            guard let selected else { return tiled(w, 0..<tokens, output) { FloatDot.dot(type, $0, input + $1 * cols, count: cols) } }
+            rows(w, selected, output) { FloatDot.dot(type, $0, input, count: cols) }
         case .q8_0, .q4_0, .q4_1, .q5_0:
             // llama.cpp sums these formats alike for any batch size, so both orders are one.
             let x = quantizeQ8(input, tokens: tokens, cols: cols)
@@ -54,7 +68,9 @@ public final class MatMul: @unchecked Sendable {
                         }
                     }
                     let row = Q8Row(quants: x.quants, scales: x.scales, offsetSums: offsetSums)
-                    return tiled(w, 0..<1, output) { weights, _ in QuantDot<D>.q8Block(weights, row, blocks: blocks, format) }
+                    let kernel = { (weights: UnsafeRawPointer) in QuantDot<D>.q8Block(weights, row, blocks: blocks, format) }
+                    guard let selected else { return tiled(w, 0..<1, output) { weights, _ in kernel(weights) } }
+                    return rows(w, selected, output, kernel)
                 }
                 let panels = buildPanels(cols: cols, tokens: tokens) { buildQ8Panel($0, $1, x, first: $2, tokens: tokens) }
                 panelTiled(w, panels.layout, tokens: tokens, output, Q8BlockPanels<F, D>(panels: panels, blocks: blocks))
@@ -99,7 +115,13 @@ public final class MatMul: @unchecked Sendable {
                     panelTiled(w, panels.layout, tokens: panelTokens, output, Q6KPanels<D>(panels: panels, blocks: blocks, order: order))
                 }
             }
-            if panelTokens < tokens {
+            if let selected {
+                if isQ4K {
+                    rows(w, selected, output) { QuantDot<D>.q4_K($0, row(0), blocks: blocks) }
+                } else {
+                    rows(w, selected, output) { QuantDot<D>.q6_K($0, row(0), blocks: blocks) }
+                }
+            } else if panelTokens < tokens {
                 if isQ4K {
                     tiled(w, panelTokens..<tokens, output) { QuantDot<D>.q4_K($0, row($1), blocks: blocks) }
                 } else {
@@ -125,6 +147,15 @@ public final class MatMul: @unchecked Sendable {
                     }
                 }
             }
+        }
+    }
+
+    /// Fills output[i] = kernel(row selected[i]'s bytes), the selection split across the pool.
+    @inline(__always)
+    private func rows(_ w: WeightMatrix, _ selected: UnsafeBufferPointer<Int32>, _ output: UnsafeMutablePointer<Float>,
+                      _ kernel: (UnsafeRawPointer) -> Float) {
+        pool.parallelFor(selected.count) { range in
+            for i in range { output[i] = kernel(w.row(Int(selected[i]))) }
         }
     }
 

@@ -1,0 +1,76 @@
+import Testing
+import SparrowTestSupport
+@testable import SparrowKernels
+
+/// The kernels contextual sparsity reads only some rows with.
+@Suite struct SparseRowsTests {
+    static let types = TensorType.allCases.filter(\.isComputable)
+
+    /// Selected rows give exactly what the full one-token product gives for those rows.
+    @Test(arguments: types)
+    func selectedRowsEqualTheFullProductsRows(_ type: TensorType) throws {
+        var rng = SplitMix64(seed: 77 &+ UInt64(type.rawValue))
+        let rows = 40, cols = type.blockSize == 1 ? 64 : 512
+        let bytes = randomEncodedRows(type, rows: rows, cols: cols, using: &rng)
+        let input = (0..<cols).map { _ in Float.random(in: -2...2, using: &rng) }
+        let matmul = MatMul(pool: ThreadPool(threadCount: 2))
+        let full = try multiply(matmul, type, bytes, rows: rows, cols: cols, input: input, tokens: 1)
+        let selected: [Int32] = [0, 3, 4, 17, 18, 19, 38, 39]
+        var output = [Float](repeating: .nan, count: selected.count)
+        try bytes.withUnsafeBytes { raw in
+            let w = try WeightMatrix(type: type, rows: rows, cols: cols, data: raw.baseAddress!)
+            selected.withUnsafeBufferPointer { matmul.selectedRows(w, input, rows: $0, into: &output) }
+        }
+        #expect(output == selected.map { full[Int($0)] }, "\(type.name)")
+    }
+
+    /// A combination of Q8_0 rows matches the float64 sum of the dequantised rows.
+    @Test func combinedRowsMatchTheDequantisedSum() throws {
+        var rng = SplitMix64(seed: 5)
+        let rows = 50, cols = 96
+        let bytes = randomEncodedRows(.q8_0, rows: rows, cols: cols, using: &rng)
+        let weights = dequantized(.q8_0, bytes, count: rows * cols)
+        let selected: [Int32] = [1, 2, 7, 30, 49]
+        let coefficients = selected.map { _ in Float.random(in: -3...3, using: &rng) }
+        var output = [Float](repeating: .nan, count: cols)
+        try bytes.withUnsafeBytes { raw in
+            let w = try WeightMatrix(type: .q8_0, rows: rows, cols: cols, data: raw.baseAddress!)
+            selected.withUnsafeBufferPointer { MatMul(pool: ThreadPool(threadCount: 2)).combineRows(w, rows: $0, coefficients: coefficients, into: &output) }
+        }
+        for c in 0..<cols {
+            let exact = zip(selected, coefficients).reduce(0.0) { $0 + Double($1.1) * Double(weights[Int($1.0) * cols + c]) }
+            #expect(abs(Double(output[c]) - exact) <= 1e-5 * max(1, abs(exact)), "column \(c): \(output[c]) vs \(exact)")
+        }
+    }
+
+    /// Re-encoding gguf's own Q8_0 blocks (from their dequantised values) gives the same bytes.
+    @Test func q8_0QuantiserReproducesTheReferenceBlocks() throws {
+        let fixture = try #require(try QuantFixture.all().first { $0.type == "q8_0" })
+        let reference = try fixture.reference(), encoded = try fixture.encoded()
+        var bytes = [UInt8](repeating: 0, count: encoded.count)
+        bytes.withUnsafeMutableBytes { quantizeQ8_0(reference, count: reference.count, into: $0.baseAddress!) }
+        #expect(bytes == encoded)
+    }
+
+    @Test func largestSelectsTheTopValuesInIndexOrder() {
+        var rng = SplitMix64(seed: 9)
+        for count in [1, 2, 17, 1000] {
+            var values = (0..<count).map { _ in Float(Int.random(in: 0..<50, using: &rng)) }  // many ties
+            values[count / 2] = .infinity
+            for k in Set([0, 1, count / 3, count - 1, count]) {
+                var scratch = [Float](repeating: 0, count: count), indices = [Int32](repeating: -1, count: count)
+                Selection.largest(k, of: values, count: count, scratch: &scratch, into: &indices)
+                let picked = Array(indices.prefix(k)).map(Int.init)
+                let expected = (0..<count).sorted { values[$0] > values[$1] || (values[$0] == values[$1] && $0 < $1) }.prefix(k).sorted()
+                #expect(picked == expected, "count \(count) k \(k)")
+            }
+        }
+    }
+
+    @Test func aboveKeepsMagnitudesOverTheThreshold() {
+        let values: [Float] = [0.1, -2, 0.5, 3, -0.5, 0]
+        var indices = [Int32](repeating: -1, count: values.count)
+        let n = Selection.above(0.5, magnitudesOf: values, count: values.count, into: &indices)
+        #expect(Array(indices.prefix(n)) == [1, 3])
+    }
+}
