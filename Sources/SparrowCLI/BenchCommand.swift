@@ -20,6 +20,7 @@ struct BenchCommand: ParsableCommand {
     )
 
     @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var sparsityOptions: SparsityOptions
 
     // Unconditional parsing lets "-p -1" reach validate() and its message.
     @Option(name: [.customShort("p"), .customLong("n-prompt")], parsing: .unconditional, help: "Prompt tokens of the pp test (0: skip it).")
@@ -64,7 +65,9 @@ struct BenchCommand: ParsableCommand {
         if promptTokens > 0 { tests.append(BenchmarkTest(.promptProcessing, tokens: promptTokens)) }
         if generatedTokens > 0 { tests.append(BenchmarkTest(.textGeneration, tokens: generatedTokens)) }
         tests += verifications.map { BenchmarkTest(.verification, tokens: $0) }
-        let report = try Benchmark(model: model, contextSize: contextSize, pool: pool).run(tests, repetitions: repetitions)
+        let benchmark = Benchmark(model: model, contextSize: contextSize, pool: pool)
+        benchmark.session.decodeFeedForward = try sparsityOptions.method(for: model, pool: pool)
+        let report = try benchmark.run(tests, repetitions: repetitions)
         print(json ? try report.jsonString() : report.markdown())
     }
 }

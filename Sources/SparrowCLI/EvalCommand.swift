@@ -7,7 +7,7 @@ struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
         abstract: "Evaluate a model (and an acceleration method) on real text.",
-        subcommands: [PerplexityCommand.self, NeedleCommand.self]
+        subcommands: [PerplexityCommand.self, SparsityFrontierCommand.self, NeedleCommand.self]
     )
 }
 

@@ -11,6 +11,7 @@ struct GenerateCommand: ParsableCommand {
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var gemFilterOptions: GemFilterOptions
     @OptionGroup var speculationFlags: SpeculationFlags
+    @OptionGroup var sparsityOptions: SparsityOptions
 
     @Option(name: [.customShort("p"), .long], help: "The prompt text.")
     var prompt: String?
@@ -74,6 +75,7 @@ struct GenerateCommand: ParsableCommand {
         let text = try readPrompt(inline: prompt, file: file)
         let model = try modelOptions.load()
         let session = try modelOptions.session(for: model)
+        session.decodeFeedForward = try sparsityOptions.method(for: model, pool: session.pool)
         let promptTokens: [Int]
         if chat {
             var messages: [ChatMessage] = []

@@ -11,6 +11,7 @@ struct PerplexityCommand: ParsableCommand {
     )
 
     @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var sparsityOptions: SparsityOptions
 
     @Option(help: "A file of real text (UTF-8).")
     var text: String
@@ -42,10 +43,11 @@ struct PerplexityCommand: ParsableCommand {
         let model = try modelOptions.load()
         var tokens = model.tokenizer.encode(try readText(file: text, role: "text"), addSpecial: false, parseSpecial: false)
         if let maxTokens { tokens = Array(tokens.prefix(maxTokens)) }
-        let evaluation = try PerplexityEvaluation(contextSize: ctx, stride: stride, stepwise: stepwise,
-                                                  bos: model.tokenizer.addsBOS ? model.tokenizer.bosToken : nil)
         let pool = ThreadPool(threadCount: modelOptions.threads ?? ProcessInfo.processInfo.activeProcessorCount)
         let session = Session(model: model.transformer, contextSize: ctx, pool: pool)
+        session.decodeFeedForward = try sparsityOptions.method(for: model, pool: pool)
+        let evaluation = try PerplexityEvaluation(contextSize: ctx, stride: stride, stepwise: stepwise || session.decodeFeedForward != nil,
+                                                  bos: model.tokenizer.addsBOS ? model.tokenizer.bosToken : nil)
         let result = try evaluation.run(tokens, in: session) { done, total in
             if !json { FileHandle.standardError.write(Data("\rwindow \(done)/\(total)".utf8)) }
         }

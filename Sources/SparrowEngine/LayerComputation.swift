@@ -79,7 +79,8 @@ struct LayerComputation {
     /// later rows' outputs); returns how many rows remain, now at the start of `hidden`.
     func finish(layer l: Int, hidden: UnsafeMutablePointer<Float>, rows: Int, first: Int,
                 keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>,
-                span: AttentionSpan?, keepingRowsFrom dropped: Int = 0, order: SummationOrder = .referenceBatch) -> Int {
+                span: AttentionSpan?, keepingRowsFrom dropped: Int = 0, order: SummationOrder = .referenceBatch,
+                hooks: FeedForwardHooks = FeedForwardHooks()) -> Int {
         let c = model.config, layer = model.layers[l], b = buffers, d = c.embeddingSize
         attention(queries: b.query, keys: keys, values: values, tokens: rows, firstPosition: first,
                   window: narrower(c.usesSlidingWindow(layer: l) ? c.slidingWindow : nil, span?.window),
@@ -95,10 +96,13 @@ struct LayerComputation {
         add(b.projected, into: hidden, count: n * d)
 
         normRows(hidden, weight: layer.feedForwardNorm, into: b.normed, rows: n, width: d)
-        matmul(layer.gate, b.normed, tokens: n, order: order, into: b.gate)
-        matmul(layer.up, b.normed, tokens: n, order: order, into: b.up)
-        c.architecture.activation.apply(gate: b.gate, up: b.up, count: n * c.feedForwardSize)
-        matmul(layer.down, b.gate, tokens: n, order: order, into: b.projected)
+        if rows > 1 || !(hooks.decode?.compute(layer: l, input: b.normed, into: b.projected) ?? false) {
+            matmul(layer.gate, b.normed, tokens: n, order: order, into: b.gate)
+            matmul(layer.up, b.normed, tokens: n, order: order, into: b.up)
+            hooks.observer?.observe(layer: l, input: b.normed, gate: b.gate, up: b.up, rows: n)
+            c.architecture.activation.apply(gate: b.gate, up: b.up, count: n * c.feedForwardSize)
+            matmul(layer.down, b.gate, tokens: n, order: order, into: b.projected)
+        }
         if let w = layer.postFeedForwardNorm { normRows(b.projected, weight: w, into: b.projected, rows: n, width: d) }
         add(b.projected, into: hidden, count: n * d)
         return n

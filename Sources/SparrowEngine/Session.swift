@@ -23,6 +23,17 @@ public final class Session: @unchecked Sendable {
     private var partialThroughLayer: Int?
 
     public let pool: ThreadPool
+    /// Replaces the dense feed-forward blocks of single-token steps (nil: dense).
+    public var decodeFeedForward: (any DecodeFeedForward)? {
+        get { hooks.decode }
+        set { hooks.decode = newValue }
+    }
+    /// Sees every feed-forward block's input and projections (nil: none).
+    public var feedForwardObserver: (any FeedForwardObserver)? {
+        get { hooks.observer }
+        set { hooks.observer = newValue }
+    }
+    private var hooks = FeedForwardHooks()
     private let layers: LayerComputation
     private let keys: [UnsafeMutablePointer<Float>]    // per layer: capacity × kvDim
     private let values: [UnsafeMutablePointer<Float>]
@@ -164,7 +175,7 @@ public final class Session: @unchecked Sendable {
             // Past the last attention only the rows whose logits are wanted matter (the cache
             // is complete); llama.cpp narrows here too, and its kernels depend on row counts.
             n = layers.finish(layer: l, hidden: hidden, rows: n, first: first, keys: keys[l], values: values[l], span: span,
-                              keepingRowsFrom: l == last ? logitsFrom : 0, order: order)
+                              keepingRowsFrom: l == last ? logitsFrom : 0, order: order, hooks: hooks)
         }
         self.tokens += tokens
         if stop == nil && n > 0 { layers.logits(hidden: hidden, rows: n, order: order, into: logits) }

@@ -1,0 +1,19 @@
+/// A replacement for layers' dense feed-forward blocks on single-token steps (decode): the
+/// seam contextual sparsity plugs into. Batches (prefill, verification) stay dense.
+public protocol DecodeFeedForward: AnyObject {
+    /// Given one token's normed residual at layer `layer`, writes the block's output (before
+    /// any post-norm) and returns true; or returns false to let the dense block run.
+    func compute(layer: Int, input: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>) -> Bool
+}
+
+/// Sees every feed-forward block's input and its gate and up projections (before the
+/// activation), a chunk of rows at a time: what a method calibrates on.
+public protocol FeedForwardObserver: AnyObject {
+    func observe(layer: Int, input: UnsafePointer<Float>, gate: UnsafePointer<Float>, up: UnsafePointer<Float>, rows: Int)
+}
+
+/// The feed-forward hooks a session's forward passes use.
+struct FeedForwardHooks {
+    var decode: (any DecodeFeedForward)?
+    var observer: (any FeedForwardObserver)?
+}

@@ -1,0 +1,136 @@
+import SparrowKernels
+
+/// How a decode step chooses a layer's live feed-forward neurons.
+public enum SparsityRule: String, CaseIterable, Codable, Sendable {
+    /// Deja Vu: a low-rank predictor reads the block's input; the top-K of its logits are
+    /// computed (gate, up and down read for those neurons only).
+    case predictor
+    /// CATS: the gate is computed in full; neurons with small |act(gate)| skip up and down.
+    case cats
+    /// TEAL-style on the down projection's input: gate and up in full; neurons with small
+    /// |act(gate) * up| skip down.
+    case teal
+}
+
+/// Deja Vu contextual sparsity for gated (SwiGLU / GeGLU) feed-forward blocks, on decode
+/// steps: per token and layer only the selected neurons' rows of gate and up, and rows of a
+/// transposed copy of down, are read. Budgets per layer come from the sidecar's measured
+/// errors under a global sparsity (greedy: each step sparsifies the layer it costs least).
+public final class ContextualSparsity: DecodeFeedForward, @unchecked Sendable {
+    public let rule: SparsityRule
+    /// Per layer, the fraction of neurons skipped (0: the dense block runs).
+    public let layerSparsity: [Double]
+    private let levelIndices: [Int]
+    private let model: TransformerModel
+    private let sidecar: SparsitySidecar
+    private let matmul: MatMul
+    /// Per sparse layer, down transposed (neurons x embedding) in Q8_0; nil for dense layers.
+    private let transposedDown: [WeightMatrix?]
+    private let transposedMemory: [UnsafeMutableRawPointer]
+    private let gate, up, scores, scratch, ones, rank: UnsafeMutablePointer<Float>
+    private let selected: UnsafeMutablePointer<Int32>
+
+    public init(model: TransformerModel, sidecar: SparsitySidecar, rule: SparsityRule, sparsity: Double, pool: ThreadPool) throws {
+        let header = sidecar.header, f = model.config.feedForwardSize, d = model.config.embeddingSize
+        guard let top = header.levels.last, (0...top).contains(sparsity) else {
+            throw SparsityError("sparsity \(sparsity) outside the calibrated 0...\(header.levels.last ?? 0)")
+        }
+        self.rule = rule
+        self.model = model
+        self.sidecar = sidecar
+        matmul = MatMul(pool: pool)
+        let indices = Self.allocate(errors: header.layers.map { $0.errors[rule.rawValue] ?? [] }, levels: header.levels, sparsity: sparsity)
+        levelIndices = indices
+        layerSparsity = indices.map { header.levels[$0] }
+        var memory: [UnsafeMutableRawPointer] = []
+        transposedDown = try model.layers.enumerated().map { l, layer in
+            guard indices[l] > 0 else { return nil }
+            let raw = Self.transposeToQ8_0(layer.down)
+            memory.append(raw)
+            return try WeightMatrix(type: .q8_0, rows: f, cols: d, data: raw)
+        }
+        transposedMemory = memory
+        gate = .allocate(capacity: f)
+        up = .allocate(capacity: f)
+        scores = .allocate(capacity: f)
+        scratch = .allocate(capacity: f)
+        ones = .allocate(capacity: f)
+        ones.initialize(repeating: 1, count: f)
+        rank = .allocate(capacity: max(header.rank, 1))
+        selected = .allocate(capacity: f)
+    }
+
+    deinit {
+        for p in [gate, up, scores, scratch, ones, rank] { p.deallocate() }
+        selected.deallocate()
+        for p in transposedMemory { p.deallocate() }
+    }
+
+    /// Mean sparsity over layers.
+    public var meanSparsity: Double { layerSparsity.reduce(0, +) / Double(max(layerSparsity.count, 1)) }
+
+    public func compute(layer l: Int, input: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>) -> Bool {
+        guard let down = transposedDown[l] else { return false }
+        let weights = model.layers[l], f = model.config.feedForwardSize, activation = model.config.architecture.activation
+        let level = levelIndices[l], thresholds = sidecar.header.layers[l]
+        var count: Int
+        switch rule {
+        case .predictor:
+            let p = sidecar.predictor(layer: l)
+            matmul(p.down, input, tokens: 1, into: rank)
+            matmul(p.up, rank, tokens: 1, into: scores)
+            add(p.bias, into: scores, count: f)
+            count = f - Int((sidecar.header.levels[level] * Double(f)).rounded())
+            Selection.largest(count, of: scores, count: f, scratch: scratch, into: selected)
+            matmul.selectedRows(weights.gate, input, rows: UnsafeBufferPointer(start: selected, count: count), into: gate)
+            matmul.selectedRows(weights.up, input, rows: UnsafeBufferPointer(start: selected, count: count), into: up)
+            activation.apply(gate: gate, up: up, count: count)
+        case .cats:
+            matmul(weights.gate, input, tokens: 1, into: scores)
+            activation.apply(gate: scores, up: ones, count: f)
+            count = Selection.above(thresholds.gateThresholds[level], magnitudesOf: scores, count: f, into: selected)
+            matmul.selectedRows(weights.up, input, rows: UnsafeBufferPointer(start: selected, count: count), into: up)
+            for i in 0..<count { gate[i] = scores[Int(selected[i])] * up[i] }
+        case .teal:
+            matmul(weights.gate, input, tokens: 1, into: scores)
+            matmul(weights.up, input, tokens: 1, into: up)
+            activation.apply(gate: scores, up: up, count: f)
+            count = Selection.above(thresholds.activationThresholds[level], magnitudesOf: scores, count: f, into: selected)
+            for i in 0..<count { gate[i] = scores[Int(selected[i])] }
+        }
+        matmul.combineRows(down, rows: UnsafeBufferPointer(start: selected, count: count), coefficients: gate, into: output)
+        return true
+    }
+
+    /// Per layer, the index into `levels` whose mean reaches `sparsity`: from all-dense, each
+    /// step moves one layer to its next level, the one whose error grows least.
+    static func allocate(errors: [[Double]], levels: [Double], sparsity: Double) -> [Int] {
+        var chosen = [Int](repeating: 0, count: errors.count)
+        func mean() -> Double { chosen.reduce(0) { $0 + levels[$1] } / Double(max(chosen.count, 1)) }
+        while mean() < sparsity - 1e-9 {
+            var best: (layer: Int, cost: Double)?
+            for (l, curve) in errors.enumerated() where chosen[l] + 1 < levels.count {
+                let cost = curve[chosen[l] + 1] - curve[chosen[l]]
+                if best.map({ cost < $0.cost }) ?? true { best = (l, cost) }
+            }
+            guard let best else { break }
+            chosen[best.layer] += 1
+        }
+        return chosen
+    }
+
+    /// A (rows x cols) matrix as its transpose (cols x rows) in Q8_0, 64-byte aligned.
+    static func transposeToQ8_0(_ w: WeightMatrix) -> UnsafeMutableRawPointer {
+        let dense = UnsafeMutablePointer<Float>.allocate(capacity: w.rows * w.cols)
+        let column = UnsafeMutablePointer<Float>.allocate(capacity: w.rows)
+        defer { dense.deallocate(); column.deallocate() }
+        for r in 0..<w.rows { w.dequantizeRow(r, into: dense + r * w.cols) }
+        let rowBytes = q8_0RowBytes(cols: w.rows)
+        let out = UnsafeMutableRawPointer.allocate(byteCount: w.cols * rowBytes, alignment: 64)
+        for c in 0..<w.cols {
+            for r in 0..<w.rows { column[r] = dense[r * w.cols + c] }
+            quantizeQ8_0(column, count: w.rows, into: out + c * rowBytes)
+        }
+        return out
+    }
+}

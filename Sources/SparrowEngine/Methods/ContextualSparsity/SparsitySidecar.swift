@@ -1,0 +1,123 @@
+import Foundation
+import SparrowKernels
+
+/// What `sparrow calibrate sparsity` learns about one model, loaded with `--sparsity FILE`:
+/// per layer a low-rank neuron predictor (Q8_0), the thresholds of the training-free rules at
+/// each sparsity level, and each rule's measured error per level, from which budgets under a
+/// global sparsity are allocated.
+///
+/// File: the magic "SPRWSPAR", a little-endian UInt32 header length, the JSON header, then the
+/// predictors' bytes (offsets in the header count from the first byte after the header).
+public final class SparsitySidecar: @unchecked Sendable {
+    public struct Header: Codable, Sendable {
+        public var modelSHA256: String
+        public var embeddingSize, feedForwardSize, rank: Int
+        /// The sparsity grid every per-level list follows (fractions of neurons skipped).
+        public var levels: [Double]
+        public var layers: [Layer]
+        public var calibration: Calibration
+    }
+
+    public struct Layer: Codable, Sendable {
+        /// CATS: neurons whose |act(gate)| is at most this are skipped, per level.
+        public var gateThresholds: [Float]
+        /// TEAL-style on the down projection's input: |act(gate) * up| at most this, per level.
+        public var activationThresholds: [Float]
+        /// Per rule, the share of the block's output energy the skipped neurons carry
+        /// (sum of (h_i * |down column i|)^2 over held-out rows), per level.
+        public var errors: [String: [Double]]
+        /// The predictor's held-out recall of the important neurons.
+        public var predictorRecall: Double
+        /// Byte offsets of the predictor: down (rank x embedding, Q8_0), up (neurons x rank,
+        /// Q8_0), bias (neurons, f32).
+        public var predictorDown, predictorUp, predictorBias: Int
+    }
+
+    public struct Calibration: Codable, Sendable {
+        public var text: String
+        public var tokens: Int
+        public var heldOutRows: Int
+        public var seconds: Double
+    }
+
+    static let magic = Array("SPRWSPAR".utf8)
+
+    public let header: Header
+    /// The predictor bytes, 64-byte aligned (Q8_0 matrices point into them).
+    private let blob: UnsafeMutableRawPointer
+    private let blobCount: Int
+
+    public init(header: Header, blob bytes: [UInt8]) {
+        self.header = header
+        blobCount = bytes.count
+        blob = .allocate(byteCount: max(bytes.count, 1), alignment: 64)
+        bytes.withUnsafeBytes { blob.copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
+    }
+
+    deinit { blob.deallocate() }
+
+    /// Reads a sidecar, refusing one made for another model (`modelSHA256`) or shape.
+    public convenience init(path: String, modelSHA256: String, config: ModelConfig) throws {
+        guard let data = FileManager.default.contents(atPath: path) else { throw SparsityError("cannot read sparsity sidecar \(path)") }
+        let bytes = [UInt8](data)
+        guard bytes.count >= 12, Array(bytes[0..<8]) == Self.magic else {
+            throw SparsityError("\(path) is not a Sparrow sparsity sidecar (made by `sparrow calibrate sparsity`)")
+        }
+        let length = Int(UInt32(bytes[8]) | UInt32(bytes[9]) << 8 | UInt32(bytes[10]) << 16 | UInt32(bytes[11]) << 24)
+        guard 12 + length <= bytes.count else { throw SparsityError("sparsity sidecar \(path) is truncated") }
+        let header: Header
+        do {
+            header = try JSONDecoder().decode(Header.self, from: Data(bytes[12..<(12 + length)]))
+        } catch {
+            throw SparsityError("sparsity sidecar \(path) has an unreadable header: \(error)")
+        }
+        guard header.modelSHA256 == modelSHA256 else {
+            throw SparsityError("sparsity sidecar \(path) was calibrated for another model (sha256 \(header.modelSHA256), this one is \(modelSHA256))")
+        }
+        guard header.embeddingSize == config.embeddingSize, header.feedForwardSize == config.feedForwardSize,
+              header.layers.count == config.layerCount else {
+            throw SparsityError("sparsity sidecar \(path) does not match the model's shape")
+        }
+        self.init(header: header, blob: Array(bytes[(12 + length)...]))
+        for layer in header.layers {
+            let ends = [layer.predictorDown + header.rank * q8_0RowBytes(cols: header.embeddingSize),
+                        layer.predictorUp + header.feedForwardSize * q8_0RowBytes(cols: header.rank),
+                        layer.predictorBias + header.feedForwardSize * 4]
+            guard ends.allSatisfy({ $0 <= blobCount }), layer.errors.values.allSatisfy({ $0.count == header.levels.count }),
+                  layer.gateThresholds.count == header.levels.count, layer.activationThresholds.count == header.levels.count else {
+                throw SparsityError("sparsity sidecar \(path) is truncated or inconsistent")
+            }
+        }
+    }
+
+    public func write(to path: String) throws {
+        var bytes = Self.magic
+        let json = try JSONEncoder().encode(header)
+        withUnsafeBytes(of: UInt32(json.count).littleEndian) { bytes += $0 }
+        bytes += json
+        bytes += UnsafeRawBufferPointer(start: blob, count: blobCount)
+        try Data(bytes).write(to: URL(fileURLWithPath: path), options: .atomic)
+    }
+
+    /// Layer `l`'s predictor: logits = up · (down · x) + bias.
+    func predictor(layer l: Int) -> (down: WeightMatrix, up: WeightMatrix, bias: UnsafePointer<Float>) {
+        let h = header, layer = h.layers[l]
+        // Shapes and bounds were checked when the file was read.
+        return (try! WeightMatrix(type: .q8_0, rows: h.rank, cols: h.embeddingSize, data: blob + layer.predictorDown),
+                try! WeightMatrix(type: .q8_0, rows: h.feedForwardSize, cols: h.rank, data: blob + layer.predictorUp),
+                UnsafePointer((blob + layer.predictorBias).assumingMemoryBound(to: Float.self)))
+    }
+
+    /// `<models directory>/calibration/<sha256>.sparsity`: where calibration saves by default.
+    public static func defaultPath(for modelSHA256: String, store: ModelStore = ModelStore()) -> String {
+        store.directory.appendingPathComponent("calibration/\(modelSHA256).sparsity").path
+    }
+}
+
+func q8_0RowBytes(cols: Int) -> Int { cols / 32 * 34 }
+
+/// A sparsity sidecar or setting that cannot be used, with what is wrong.
+public struct SparsityError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,88 @@
+import Foundation
+@testable import SparrowEngine
+import SparrowKernels
+import SparrowTestSupport
+import Testing
+
+@Suite(.serialized) struct ContextualSparsityTests {
+    /// A sidecar whose thresholds select every neuron at its one sparse level (predictor zero).
+    static func selectEverything(_ model: LanguageModel, sha256: String) -> SparsitySidecar {
+        let c = model.config, rank = 32
+        var blob = [UInt8](repeating: 0, count: rank * q8_0RowBytes(cols: c.embeddingSize))
+        let up = blob.count
+        blob += [UInt8](repeating: 0, count: c.feedForwardSize * q8_0RowBytes(cols: rank))
+        let bias = blob.count
+        blob += [UInt8](repeating: 0, count: c.feedForwardSize * 4)
+        let layer = SparsitySidecar.Layer(gateThresholds: [-1, -1], activationThresholds: [-1, -1],
+                                          errors: Dictionary(uniqueKeysWithValues: SparsityRule.allCases.map { ($0.rawValue, [0, 0.1]) }),
+                                          predictorRecall: 1, predictorDown: 0, predictorUp: up, predictorBias: bias)
+        return SparsitySidecar(header: .init(modelSHA256: sha256, embeddingSize: c.embeddingSize, feedForwardSize: c.feedForwardSize, rank: rank,
+                                             levels: [0, 0.5], layers: Array(repeating: layer, count: c.layerCount),
+                                             calibration: .init(text: "none", tokens: 0, heldOutRows: 0, seconds: 0)),
+                               blob: blob)
+    }
+
+    /// With every neuron selected, the sparse kernels (selected gate and up rows, combined
+    /// rows of the transposed Q8_0 down) give the block's output: against the exact product
+    /// with the model's own down weights, their error (the down copy's re-quantisation) is
+    /// under 1% and no worse than the dense kernels' (which quantise the activations to int8).
+    @Test(arguments: ["smollm2-135m", "qwen2.5-coder-0.5b"], [SparsityRule.cats, .teal])
+    func everyNeuronSelectedMatchesTheDenseBlock(_ name: String, rule: SparsityRule) throws {
+        let model = try catalogModel(name), c = model.config
+        let pool = ThreadPool(threadCount: 2), matmul = MatMul(pool: pool)
+        let sparsity = try ContextualSparsity(model: model.transformer, sidecar: Self.selectEverything(model, sha256: "test"),
+                                              rule: rule, sparsity: 0.5, pool: pool)
+        #expect(sparsity.layerSparsity.allSatisfy { $0 == 0.5 })
+        var rng = SplitMix64(seed: 3)
+        let input = (0..<c.embeddingSize).map { _ in Float.random(in: -2...2, using: &rng) }
+        for l in [0, c.layerCount / 2, c.layerCount - 1] {
+            let layer = model.transformer.layers[l]
+            var gate = [Float](repeating: 0, count: c.feedForwardSize), up = gate
+            var dense = [Float](repeating: 0, count: c.embeddingSize), sparse = dense
+            matmul(layer.gate, input, tokens: 1, into: &gate)
+            matmul(layer.up, input, tokens: 1, into: &up)
+            c.architecture.activation.apply(gate: &gate, up: up, count: c.feedForwardSize)
+            matmul(layer.down, gate, tokens: 1, into: &dense)
+            #expect(sparsity.compute(layer: l, input: input, into: &sparse))
+            var exact = [Double](repeating: 0, count: c.embeddingSize), row = [Float](repeating: 0, count: c.feedForwardSize)
+            for r in 0..<c.embeddingSize {
+                layer.down.dequantizeRow(r, into: &row)
+                exact[r] = zip(row, gate).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+            }
+            func relativeError(_ v: [Float]) -> Double {
+                zip(v, exact).reduce(0.0) { $0 + (Double($1.0) - $1.1) * (Double($1.0) - $1.1) }.squareRoot()
+                    / exact.reduce(0.0) { $0 + $1 * $1 }.squareRoot()
+            }
+            #expect(relativeError(sparse) < 0.01, "\(name) layer \(l): sparse error \(relativeError(sparse))")
+            #expect(relativeError(sparse) <= relativeError(dense), "\(name) layer \(l): sparse \(relativeError(sparse)), dense \(relativeError(dense))")
+        }
+    }
+
+    @Test func aSidecarForAnotherModelIsRefused() throws {
+        let model = try catalogModel("smollm2-135m")
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("sparrow-test-\(UUID()).sparsity").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try Self.selectEverything(model, sha256: String(repeating: "0", count: 64)).write(to: path)
+        let sha256 = try ModelStore().sha256(ofModelAt: model.file.path)
+        #expect(throws: SparsityError.self) { try SparsitySidecar(path: path, modelSHA256: sha256, config: model.config) }
+        do {
+            _ = try SparsitySidecar(path: path, modelSHA256: sha256, config: model.config)
+        } catch {
+            #expect("\(error)".contains("calibrated for another model"))
+        }
+        // Its own model's sha256 loads; a truncated copy does not.
+        _ = try SparsitySidecar(path: path, modelSHA256: String(repeating: "0", count: 64), config: model.config)
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        try bytes.prefix(bytes.count - 100).write(to: URL(fileURLWithPath: path))
+        #expect(throws: SparsityError.self) { try SparsitySidecar(path: path, modelSHA256: String(repeating: "0", count: 64), config: model.config) }
+    }
+
+    /// Budgets go where skipping costs least, until the mean sparsity is reached.
+    @Test func allocationSparsifiesTheCheapestLayersFirst() {
+        let levels = [0, 0.5, 1.0]
+        let errors = [[0, 0.5, 0.9], [0, 0.01, 0.02], [0, 0.2, 0.3]]
+        #expect(ContextualSparsity.allocate(errors: errors, levels: levels, sparsity: 1.0 / 3) == [0, 2, 0])
+        #expect(ContextualSparsity.allocate(errors: errors, levels: levels, sparsity: 0.5) == [0, 2, 1])
+        #expect(ContextualSparsity.allocate(errors: errors, levels: levels, sparsity: 0) == [0, 0, 0])
+    }
+}
