@@ -76,7 +76,7 @@ public enum FloatGEMM {
             let panelWidth = min(FloatGEMM.nBlock, (columns.count + nr - 1) / nr * nr)
             let depth = min(FloatGEMM.kBlock, k)
             let bPanel = UnsafeMutablePointer<Float>.allocate(capacity: depth * panelWidth)
-            let aStrip = UnsafeMutablePointer<Float>.allocate(capacity: depth * mr)
+            let aStrip = UnsafeMutablePointer<Float>.allocate(capacity: depth * mr + 4)
             let edgeTile = UnsafeMutablePointer<Float>.allocate(capacity: mr * nr)
             defer { bPanel.deallocate(); aStrip.deallocate(); edgeTile.deallocate() }
 
@@ -114,10 +114,16 @@ public enum FloatGEMM {
             let mr = FloatGEMM.tileRows, ld = a.rowStride
             if height < mr { dst.initialize(repeating: 0, count: kc * mr) }
             if a.transposed {
-                // Each p is a contiguous run of rows.
-                for p in 0..<kc {
-                    let src = a.base + (p0 + p) * ld + i0, row = dst + p * mr
-                    for r in 0..<height { row[r] = src[r] }
+                // Each p is a contiguous run of rows: one 16-lane copy where the 4 lanes past
+                // the strip are still inside A (they land in the next p's slot, or the spare
+                // lanes after the strip, and are overwritten or unused).
+                if height == mr && i0 + 16 <= m {
+                    for p in 0..<kc { store16(load16(a.base + (p0 + p) * ld + i0), dst + p * mr) }
+                } else {
+                    for p in 0..<kc {
+                        let src = a.base + (p0 + p) * ld + i0, row = dst + p * mr
+                        for r in 0..<height { row[r] = src[r] }
+                    }
                 }
             } else {
                 for r in 0..<height {
