@@ -1,12 +1,13 @@
 import ArgumentParser
 import Foundation
 import SparrowEngine
+import SparrowKernels
 
 struct CalibrateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "calibrate",
         abstract: "Choose an acceleration method's settings for a model by measurement.",
-        subcommands: [CalibrateGemFilterCommand.self]
+        subcommands: [CalibrateGemFilterCommand.self, CalibrateSparsityCommand.self]
     )
 }
 
@@ -44,5 +45,58 @@ struct CalibrateGemFilterCommand: ParsableCommand {
         try calibration.save()
         print("GemFilter layer \(calibration.layer) for \(model.file.path) (sha256 \(sha256)): \(calibration.trials.last?.hits ?? 0) hits vs "
             + "\(calibration.fullAttentionHits) with full attention; saved to \(calibration.file().path)")
+    }
+}
+
+/// Collects feed-forward activations over calibration text and trains contextual sparsity's
+/// predictors and thresholds, saving a sidecar for `--sparsity`.
+struct CalibrateSparsityCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sparsity",
+        abstract: "Train Deja Vu neuron predictors and calibrate CATS / TEAL thresholds on real text."
+    )
+
+    @OptionGroup var modelOptions: ModelOptions
+
+    @Option(help: "A file of real text (UTF-8) to calibrate on; evaluate on another.")
+    var text: String
+
+    @Option(name: [.customShort("o"), .long], help: "Where to save the sidecar (default: beside the models, where --sparsity default finds it).")
+    var output: String?
+
+    @Option(help: "Calibration tokens (one training row per token and layer).")
+    var tokens = 16384
+
+    @Option(help: "The predictors' rank (a multiple of 32).")
+    var rank = 64
+
+    @Option(help: "Most training epochs per layer.")
+    var epochs = 10
+
+    func validate() throws {
+        if tokens < 1024 { throw ValidationError("--tokens must be at least 1024") }
+        if rank < 32 || rank % 32 != 0 { throw ValidationError("--rank must be a positive multiple of 32") }
+        if epochs < 1 { throw ValidationError("--epochs must be at least 1") }
+    }
+
+    func run() throws {
+        try rejectInvalidUTF8Arguments()
+        let model = try modelOptions.load()
+        let sha256 = try ModelStore().sha256(ofModelAt: model.file.path)
+        var options = SparsityCalibration.Options()
+        options.tokens = tokens
+        options.rank = rank
+        options.epochs = epochs
+        let pool = ThreadPool(threadCount: modelOptions.threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        let sidecar = try SparsityCalibration.run(model: model, text: try readText(file: text, role: "calibration text"),
+                                                  textName: URL(fileURLWithPath: text).lastPathComponent, modelSHA256: sha256,
+                                                  options: options, pool: pool) { line in
+            FileHandle.standardError.write(Data((line + "\n").utf8))
+        }
+        let path = output ?? SparsitySidecar.defaultPath(for: sha256)
+        try FileManager.default.createDirectory(at: URL(fileURLWithPath: path).deletingLastPathComponent(), withIntermediateDirectories: true)
+        try sidecar.write(to: path)
+        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+        print(String(format: "saved %@ (%.1f MiB) in %.0f s", path, Double(size) / 1_048_576, sidecar.header.calibration.seconds))
     }
 }

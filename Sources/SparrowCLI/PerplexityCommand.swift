@@ -45,7 +45,11 @@ struct PerplexityCommand: ParsableCommand {
         if let maxTokens { tokens = Array(tokens.prefix(maxTokens)) }
         let pool = ThreadPool(threadCount: modelOptions.threads ?? ProcessInfo.processInfo.activeProcessorCount)
         let session = Session(model: model.transformer, contextSize: ctx, pool: pool)
-        session.decodeFeedForward = try sparsityOptions.method(for: model, pool: pool)
+        let sparsity = try sparsityOptions.method(for: model, pool: pool)
+        session.decodeFeedForward = sparsity
+        if let sparsity, !json {
+            FileHandle.standardError.write(Data("\(sparsity.rule) sparsity per layer: \(sparsity.layerSparsity.map { String(format: "%.1f", $0) }.joined(separator: " "))\n".utf8))
+        }
         let evaluation = try PerplexityEvaluation(contextSize: ctx, stride: stride, stepwise: stepwise || session.decodeFeedForward != nil,
                                                   bos: model.tokenizer.addsBOS ? model.tokenizer.bosToken : nil)
         let result = try evaluation.run(tokens, in: session) { done, total in

@@ -1,0 +1,216 @@
+import Foundation
+import SparrowKernels
+
+/// `sparrow calibrate sparsity`: runs the dense model over calibration text, collecting every
+/// layer's feed-forward inputs and its neurons' importance |act(gate·x) · (up·x)| · |down
+/// column| (what skipping the neuron takes out of the block's output), then per layer
+/// trains the low-rank predictor, sets the training-free rules' thresholds at each sparsity
+/// level and measures every rule's error per level on held-out rows.
+public enum SparsityCalibration {
+    public struct Options: Sendable {
+        /// Calibration text tokens (one training row per token and layer).
+        public var tokens = 16384
+        public var window = 512
+        public var rank = 64
+        public var epochs = 10
+        /// The most important fraction of each row's neurons: the predictor's positive labels.
+        public var labelFraction = 0.3
+        /// Neurons computed when recall is measured (checkpointing), as a fraction.
+        public var recallBudget = 0.5
+        /// Rows, at the end of the text, for thresholds and error curves (the trainer holds
+        /// out the last tenth of rows, so these are never trained on).
+        public var heldOutRows = 384
+        public var levels: [Double] = (0..<10).map { Double($0) / 10 }
+        public init() {}
+    }
+
+    public static func run(model: LanguageModel, text: String, textName: String, modelSHA256: String, options: Options,
+                           pool: ThreadPool, log: (String) -> Void) throws -> SparsitySidecar {
+        let start = Date(), c = model.config, f = c.feedForwardSize, d = c.embeddingSize
+        guard options.rank % 32 == 0, options.rank > 0 else { throw SparsityError("--rank must be a positive multiple of 32") }
+        var tokens = model.tokenizer.encode(text, addSpecial: false, parseSpecial: false)
+        tokens = Array(tokens.prefix(options.tokens))
+        let bos = model.tokenizer.addsBOS ? model.tokenizer.bosToken : nil
+        let perWindow = options.window - (bos == nil ? 0 : 1)
+        let windows = stride(from: 0, to: tokens.count, by: perWindow).map { tokens[$0..<min($0 + perWindow, tokens.count)] }
+        let rows = windows.reduce(0) { $0 + $1.count + (bos == nil ? 0 : 1) }
+        guard rows >= options.heldOutRows * 10 else {
+            throw SparsityError("the calibration text gives \(rows) rows; at least \(options.heldOutRows * 10) are needed")
+        }
+
+        let collector = Collector(model: model.transformer, rows: rows, heldOut: options.heldOutRows, labelFraction: options.labelFraction)
+        let session = Session(model: model.transformer, contextSize: options.window, pool: pool)
+        session.feedForwardObserver = collector
+        for (i, window) in windows.enumerated() {
+            session.truncate(to: 0)
+            // Logits for every row, so that the last layer's block runs on every row too.
+            try session.evaluate((bos.map { [$0] } ?? []) + window, logits: .all)
+            log("collected window \(i + 1)/\(windows.count)")
+        }
+        session.feedForwardObserver = nil
+
+        var blob: [UInt8] = []
+        func append(_ bytes: UnsafeRawBufferPointer) -> Int {
+            blob += [UInt8](repeating: 0, count: (64 - blob.count % 64) % 64)
+            let offset = blob.count
+            blob += bytes
+            return offset
+        }
+        let matmul = MatMul(pool: pool)
+        var layers: [SparsitySidecar.Layer] = []
+        for l in 0..<c.layerCount {
+            let data = collector.layers[l]
+            var training = PredictorTrainer.Options()
+            training.rank = options.rank
+            training.epochs = options.epochs
+            let trained = try data.inputs.withUnsafeBufferPointer { inputs in
+                try data.labels.withUnsafeBufferPointer { labels in
+                    try PredictorTrainer.train(inputs: inputs, labels: labels, rows: rows, inputSize: d, outputSize: f,
+                                               topK: Int(options.recallBudget * Double(f)), options: training, pool: pool)
+                }
+            }
+            let p = trained.predictor
+            let down = quantizedRows(p.down, rows: options.rank, cols: d), up = quantizedRows(p.up, rows: f, cols: options.rank)
+            let offsets = (down.withUnsafeBytes(append), up.withUnsafeBytes(append), p.bias.withUnsafeBytes(append))
+            // The held-out rows' predictor logits, from the quantised predictor as decode runs it.
+            let evalInputs = Array(data.inputs[((rows - options.heldOutRows) * d)...])
+            let logits = try blob.withUnsafeBytes { raw in
+                let downMatrix = try WeightMatrix(type: .q8_0, rows: options.rank, cols: d, data: raw.baseAddress! + offsets.0)
+                let upMatrix = try WeightMatrix(type: .q8_0, rows: f, cols: options.rank, data: raw.baseAddress! + offsets.1)
+                var ranks = [Float](repeating: 0, count: options.heldOutRows * options.rank)
+                var logits = [Float](repeating: 0, count: options.heldOutRows * f)
+                matmul(downMatrix, evalInputs, tokens: options.heldOutRows, into: &ranks)
+                matmul(upMatrix, ranks, tokens: options.heldOutRows, into: &logits)
+                for r in 0..<options.heldOutRows { for i in 0..<f { logits[r * f + i] += p.bias[i] } }
+                return logits
+            }
+            let gateThresholds = quantiles(data.gateMagnitudes, at: options.levels)
+            let activationThresholds = quantiles(data.activationMagnitudes, at: options.levels)
+            let errors = [
+                SparsityRule.cats.rawValue: droppedShare(data.importance, by: data.gateMagnitudes, thresholds: gateThresholds),
+                SparsityRule.teal.rawValue: droppedShare(data.importance, by: data.activationMagnitudes, thresholds: activationThresholds),
+                SparsityRule.predictor.rawValue: droppedShare(data.importance, rankedBy: logits, neurons: f, levels: options.levels),
+            ]
+            layers.append(SparsitySidecar.Layer(gateThresholds: gateThresholds, activationThresholds: activationThresholds, errors: errors,
+                                                predictorRecall: trained.heldOutRecall, predictorDown: offsets.0, predictorUp: offsets.1,
+                                                predictorBias: offsets.2))
+            log(String(format: "layer %d: predictor recall %.3f (epoch %d); skipping half the neurons drops %.1f%% (predictor), %.1f%% (cats), %.1f%% (teal) of the output energy",
+                       l, trained.heldOutRecall, trained.bestEpoch, 100 * errors["predictor"]![5], 100 * errors["cats"]![5], 100 * errors["teal"]![5]))
+        }
+        let header = SparsitySidecar.Header(modelSHA256: modelSHA256, embeddingSize: d, feedForwardSize: f, rank: options.rank, levels: options.levels,
+                                            layers: layers, calibration: .init(text: textName, tokens: tokens.count, heldOutRows: options.heldOutRows,
+                                                                               seconds: Date().timeIntervalSince(start)))
+        return SparsitySidecar(header: header, blob: blob)
+    }
+
+    /// Row-major floats as Q8_0 rows.
+    static func quantizedRows(_ values: [Float], rows: Int, cols: Int) -> [UInt8] {
+        let rowBytes = q8_0RowBytes(cols: cols)
+        var out = [UInt8](repeating: 0, count: rows * rowBytes)
+        values.withUnsafeBufferPointer { v in
+            out.withUnsafeMutableBytes { o in
+                for r in 0..<rows { quantizeQ8_0(v.baseAddress! + r * cols, count: cols, into: o.baseAddress! + r * rowBytes) }
+            }
+        }
+        return out
+    }
+
+    /// The value below which each fraction of `values` lies.
+    static func quantiles(_ values: [Float], at fractions: [Double]) -> [Float] {
+        let sorted = values.sorted()
+        return fractions.map { fraction in
+            fraction == 0 ? -1 : sorted[min(sorted.count - 1, Int(fraction * Double(sorted.count)))]
+        }
+    }
+
+    /// Per threshold, the share of total importance in entries whose score is at most it.
+    static func droppedShare(_ importance: [Float], by score: [Float], thresholds: [Float]) -> [Double] {
+        let total = importance.reduce(0.0) { $0 + Double($1) }
+        return thresholds.map { t in
+            var dropped = 0.0
+            for i in importance.indices where score[i] <= t { dropped += Double(importance[i]) }
+            return dropped / total
+        }
+    }
+
+    /// Per level, the share of total importance outside each row's top (1 - level) by `logits`.
+    static func droppedShare(_ importance: [Float], rankedBy logits: [Float], neurons f: Int, levels: [Double]) -> [Double] {
+        let total = importance.reduce(0.0) { $0 + Double($1) }
+        var dropped = [Double](repeating: 0, count: levels.count)
+        for r in 0..<(importance.count / f) {
+            let order = (0..<f).sorted { logits[r * f + $0] > logits[r * f + $1] }
+            var kept = 0.0, rowTotal = 0.0, next = 0
+            for i in 0..<f { rowTotal += Double(importance[r * f + i]) }
+            // Levels ascend, so kept counts descend: walk the ranking once per level from the top.
+            for (k, level) in levels.enumerated().reversed() {
+                let keep = f - Int((level * Double(f)).rounded())
+                while next < keep { kept += Double(importance[r * f + order[next]]); next += 1 }
+                dropped[k] += rowTotal - kept
+            }
+        }
+        return dropped.map { $0 / total }
+    }
+
+    /// Records, per layer, the feed-forward inputs, the predictor's labels and (for the
+    /// held-out rows) each neuron's |act(gate)|, |act(gate) * up| and importance.
+    final class Collector: FeedForwardObserver {
+        struct LayerData {
+            var inputs: [Float]
+            var labels: [UInt8]
+            var gateMagnitudes, activationMagnitudes, importance: [Float]
+            var rowsSeen = 0
+        }
+
+        let rows, heldOut, labelCount, f, d: Int
+        let activation: GatedActivation
+        var layers: [LayerData]
+        /// Per layer, each neuron's squared down column norm.
+        let columnNorms: [[Float]]
+
+        init(model: TransformerModel, rows: Int, heldOut: Int, labelFraction: Double) {
+            let c = model.config
+            self.rows = rows
+            self.heldOut = heldOut
+            f = c.feedForwardSize
+            d = c.embeddingSize
+            labelCount = Int(labelFraction * Double(c.feedForwardSize))
+            activation = c.architecture.activation
+            layers = (0..<c.layerCount).map { [f, d] _ in
+                LayerData(inputs: [Float](repeating: 0, count: rows * d), labels: [UInt8](repeating: 0, count: rows * f),
+                          gateMagnitudes: [], activationMagnitudes: [], importance: [])
+            }
+            columnNorms = model.layers.map { layer in
+                var norms = [Float](repeating: 0, count: layer.down.cols), row = [Float](repeating: 0, count: layer.down.cols)
+                for r in 0..<layer.down.rows {
+                    layer.down.dequantizeRow(r, into: &row)
+                    for i in 0..<row.count { norms[i] += row[i] * row[i] }
+                }
+                return norms
+            }
+        }
+
+        func observe(layer l: Int, input: UnsafePointer<Float>, gate: UnsafePointer<Float>, up: UnsafePointer<Float>, rows n: Int) {
+            var acted = [Float](repeating: 0, count: f), ones = [Float](repeating: 1, count: f)
+            var importance = [Float](repeating: 0, count: f), scratch = [Float](repeating: 0, count: f)
+            var top = [Int32](repeating: 0, count: f)
+            for t in 0..<n {
+                let row = layers[l].rowsSeen
+                layers[l].rowsSeen += 1
+                layers[l].inputs.withUnsafeMutableBufferPointer { $0.baseAddress!.advanced(by: row * d).update(from: input + t * d, count: d) }
+                acted.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: gate + t * f, count: f) }
+                activation.apply(gate: &acted, up: &ones, count: f)
+                for i in 0..<f {
+                    let h = acted[i] * up[t * f + i]
+                    importance[i] = h * h * columnNorms[l][i]
+                }
+                Selection.largest(labelCount, of: importance, count: f, scratch: &scratch, into: &top)
+                for i in top.prefix(labelCount) { layers[l].labels[row * f + Int(i)] = 1 }
+                if row >= rows - heldOut {
+                    layers[l].gateMagnitudes += acted.map(abs)
+                    layers[l].activationMagnitudes += (0..<f).map { abs(acted[$0] * up[t * f + $0]) }
+                    layers[l].importance += importance
+                }
+            }
+        }
+    }
+}
