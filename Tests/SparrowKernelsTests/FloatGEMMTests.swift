@@ -61,6 +61,24 @@ import Testing
         Self.check(m: 29, n: 601, k: 141, transposeA: tA, transposeB: tB, accumulate: false, threads: 2)
     }
 
+    /// Workers take whole tiles and every element sums its k products in the same order, so
+    /// the pool's size does not change a bit of the result.
+    @Test func sameBitsOnAnyPoolSize() {
+        var rng = SplitMix64(seed: 8)
+        for (m, n, k) in [(300, 70, 600), (50, 700, 300)] {
+            let a = (0..<(m * k)).map { _ in Float.random(in: -1...1, using: &rng) }
+            let b = (0..<(k * n)).map { _ in Float.random(in: -1...1, using: &rng) }
+            let results = [1, 2, 3].map { threads in
+                var c = [Float](repeating: 0, count: m * n)
+                c.withUnsafeMutableBufferPointer {
+                    FloatGEMM.multiply(m: m, n: n, k: k, a: a, transposeA: true, b: b, into: $0.baseAddress!, pool: ThreadPool(threadCount: threads))
+                }
+                return c
+            }
+            #expect(results[0] == results[1] && results[0] == results[2], "\(m)×\(k)×\(n)")
+        }
+    }
+
     @Test func emptyDepthClearsOrKeeps() {
         let pool = ThreadPool(threadCount: 1)
         var c: [Float] = [1, 2, 3, 4]

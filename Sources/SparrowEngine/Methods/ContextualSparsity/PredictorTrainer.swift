@@ -114,7 +114,8 @@ public enum PredictorTrainer {
                                positiveWeight: positiveWeight, options: options, pool: pool)
                 }
             }
-            guard predictor.bias.allSatisfy(\.isFinite), predictor.up.allSatisfy(\.isFinite), predictor.down.allSatisfy(\.isFinite) else {
+            // (A closure, not the key path \.isFinite, which Swift applies at run time per element.)
+            guard [predictor.bias, predictor.up, predictor.down].allSatisfy({ $0.allSatisfy { $0.isFinite } }) else {
                 throw fail("training diverged in epoch \(epoch) (non-finite weights); try a lower learning rate")
             }
             let selected = state.selectedPositives(predictor, inputs: inputs.baseAddress! + trainingRows * inputSize,
