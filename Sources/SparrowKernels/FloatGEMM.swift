@@ -1,19 +1,21 @@
+import CSparrowSIMD
 import Foundation
 
-/// f32 matrix multiply for training-sized problems (the contextual-sparsity predictors):
-/// C = op(A) · op(B), or C += op(A) · op(B), all row-major and tightly packed, where op(A) is
-/// m×k (A itself m×k, or k×m when `transposeA`) and op(B) is k×n (B itself k×n, or n×k when
-/// `transposeB`).
+/// f32 matrix multiply for the contextual-sparsity predictors (training batches, and a token
+/// or a few at inference): C = op(A) · op(B), or C += op(A) · op(B), all row-major and tightly
+/// packed, where op(A) is m×k (A itself m×k, or k×m when `transposeA`) and op(B) is k×n (B itself
+/// k×n, or n×k when `transposeB`).
 ///
 /// The usual blocked scheme: k is cut into blocks of `kBlock`; for each block a panel of
 /// op(B) (`kBlock`×`nBlock`, L2-sized) is packed into column strips of 32, and op(A) into strips
 /// of 12 rows one at a time (L1-sized); a 12×32 micro-kernel keeps its tile of C in 24
 /// SIMD16<Float> accumulators while it streams the two strips. Packing makes every transpose
-/// variant run the same kernel. The pool's workers each take a contiguous share of C's rows
-/// (or columns, when C is wider than tall) and pack their own panels.
+/// variant run the same kernel. The pool's workers each take a contiguous share of C's tiles
+/// along its longer side and pack their own panels, so results do not depend on the pool's size.
+/// Under 12 rows, packing all of B would cost more than the product, and B is read in place
+/// instead (`Problem.fewRows`).
 ///
-/// Measured on the 2-core Zen 4 (release, 2 threads), GFLOP/s as m×k×n:
-/// see `FloatGEMMBenchmark` for the current figures.
+/// Speed: see `FloatGEMMBenchmark` (SPARROW_BENCH=1).
 public enum FloatGEMM {
     /// Micro-tile: rows of C (broadcast from A) by columns of C (two 16-lane vectors of B).
     static let tileRows = 12, tileColumns = 32
@@ -38,6 +40,7 @@ public enum FloatGEMM {
         let lhs = Operand(base: a, rowStride: transposeA ? m : k, transposed: transposeA)
         let rhs = Operand(base: b, rowStride: transposeB ? k : n, transposed: transposeB)
         let problem = Problem(m: m, n: n, k: k, a: lhs, b: rhs, c: c, accumulate: accumulate)
+        guard m >= tileRows else { return problem.fewRows(pool: pool) }
         // Split whole tiles over the workers along C's longer side.
         let byRows = m >= n
         let tiles = byRows ? (m + tileRows - 1) / tileRows : (n + tileColumns - 1) / tileColumns
@@ -107,6 +110,41 @@ public enum FloatGEMM {
                     }
                 }
             }
+        }
+
+        /// Fewer rows than a tile (decode: one token, or a few): B is read once, unpacked, by
+        /// dot products with B's rows (transposed B) or by scaled row sums (plain B), C's columns
+        /// shared among the workers. Each element still sums its k products in one order, though
+        /// not the tiled path's, so a row's result can differ in the last bits between m < 12
+        /// and a larger m.
+        func fewRows(pool: ThreadPool) {
+            // op(A)'s rows, contiguous.
+            let rowsA = UnsafeMutablePointer<Float>.allocate(capacity: m * k)
+            defer { rowsA.deallocate() }
+            for i in 0..<m {
+                for p in 0..<k { rowsA[i * k + p] = a.transposed ? a.base[p * a.rowStride + i] : a.base[i * a.rowStride + p] }
+            }
+            let x = UnsafePointer(rowsA)
+            let blocks = (n + 15) / 16, flops = 2.0 * Double(m) * Double(n) * Double(k)
+            let body = { (range: Range<Int>) in
+                let columns = (range.lowerBound * 16)..<min(n, range.upperBound * 16)
+                if b.transposed {
+                    for j in columns {
+                        let row = b.base + j * b.rowStride
+                        for i in 0..<m {
+                            let dot = FloatGEMM.dot(x + i * k, row, count: k)
+                            c[i * n + j] = accumulate ? c[i * n + j] + dot : dot
+                        }
+                    }
+                } else {
+                    for i in 0..<m {
+                        let out = c + i * n + columns.lowerBound
+                        if !accumulate { out.initialize(repeating: 0, count: columns.count) }
+                        for p in 0..<k { addProduct(b.base + p * b.rowStride + columns.lowerBound, x[i * k + p], into: out, count: columns.count) }
+                    }
+                }
+            }
+            if flops > 2e6 { pool.parallelFor(blocks, body) } else { body(0..<blocks) }
         }
 
         /// op(A)[i0..<i0+height, p0..<p0+kc] as dst[p * 12 + r], rows past `height` zero.
@@ -196,6 +234,30 @@ public enum FloatGEMM {
         put(c60, c61, c + 6 * ldc, add); put(c70, c71, c + 7 * ldc, add)
         put(c80, c81, c + 8 * ldc, add); put(c90, c91, c + 9 * ldc, add)
         put(cA0, cA1, c + 10 * ldc, add); put(cB0, cB1, c + 11 * ldc, add)
+    }
+
+    /// Σ x[p]·y[p] with four 16-lane accumulators, the tail scalar.
+    @inline(__always)
+    static func dot(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, count: Int) -> Float {
+        var a0 = F32x16(), a1 = F32x16(), a2 = F32x16(), a3 = F32x16()
+        var p = 0
+        while p + 64 <= count {
+            a0.addProduct(load16(x + p), load16(y + p))
+            a1.addProduct(load16(x + p + 16), load16(y + p + 16))
+            a2.addProduct(load16(x + p + 32), load16(y + p + 32))
+            a3.addProduct(load16(x + p + 48), load16(y + p + 48))
+            p += 64
+        }
+        while p + 16 <= count {
+            a0.addProduct(load16(x + p), load16(y + p))
+            p += 16
+        }
+        var total = sparrow_reduce_add_f32x16((a0 + a1) + (a2 + a3))
+        while p < count {
+            total = total.addingProduct(x[p], y[p])
+            p += 1
+        }
+        return total
     }
 
     @inline(__always)

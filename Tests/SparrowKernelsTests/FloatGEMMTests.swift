@@ -51,7 +51,8 @@ import Testing
     func oddSizesMatchDoubleReference(_ transposes: (Bool, Bool)) {
         let (tA, tB) = transposes
         // Sizes off the 12×32 tile and the 256-deep k block, and one k past a block boundary.
-        for (m, n, k) in [(37, 53, 19), (1, 1, 1), (13, 33, 257), (25, 70, 300), (12, 32, 256)] {
+        // m under 12 takes the few-rows path.
+        for (m, n, k) in [(37, 53, 19), (1, 1, 1), (13, 33, 257), (25, 70, 300), (12, 32, 256), (1, 37, 70), (3, 53, 19), (11, 40, 300)] {
             for accumulate in [false, true] {
                 Self.check(m: m, n: n, k: k, transposeA: tA, transposeB: tB, accumulate: accumulate, threads: 1)
             }
@@ -59,6 +60,7 @@ import Testing
         // Large enough to be split over two workers, by rows and by columns.
         Self.check(m: 131, n: 45, k: 517, transposeA: tA, transposeB: tB, accumulate: true, threads: 2)
         Self.check(m: 29, n: 601, k: 141, transposeA: tA, transposeB: tB, accumulate: false, threads: 2)
+        Self.check(m: 2, n: 601, k: 141, transposeA: tA, transposeB: tB, accumulate: true, threads: 2)
     }
 
     /// Workers take whole tiles and every element sums its k products in the same order, so
@@ -101,6 +103,8 @@ struct FloatGEMMBenchmark {
         (4864, 1024, 128, true, false),   // up gradient = gradᵀ · hidden
         (1024, 4864, 128, false, false),  // hidden gradient = grad · up
         (128, 1024, 896, true, false),    // down gradient = hidden gradᵀ · x
+        (1, 896, 128, false, true),       // one token's hidden
+        (1, 128, 4864, false, true),      // one token's logits
     ])
     func report(_ shape: (Int, Int, Int, Bool, Bool)) {
         let (m, k, n, tA, tB) = shape
@@ -124,6 +128,13 @@ struct FloatGEMMBenchmark {
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
             best = min(best, seconds)
             total += seconds
+        }
+        // Spot-check the timed result against Double sums.
+        for _ in 0..<16 {
+            let i = Int.random(in: 0..<m, using: &rng), j = Int.random(in: 0..<n, using: &rng)
+            var exact = 0.0
+            for p in 0..<k { exact += Double(tA ? a[p * m + i] : a[i * k + p]) * Double(tB ? b[j * k + p] : b[p * n + j]) }
+            #expect(abs(Double(c[i * n + j]) - exact) < 1e-4 * Double(k))
         }
         let flops = 2 * Double(m) * Double(n) * Double(k)
         print(String(format: "FloatGEMM %5d×%4d×%4d %@%@ %2d threads: best %7.3f ms %6.1f GFLOP/s, mean %6.1f GFLOP/s",
