@@ -15,7 +15,12 @@ import Foundation
 /// Under 12 rows, packing all of B would cost more than the product, and B is read in place
 /// instead (`Problem.fewRows`).
 ///
-/// Speed: see `FloatGEMMBenchmark` (SPARROW_BENCH=1).
+/// Measured with `FloatGEMMBenchmark` (SPARROW_BENCH=1; best of 30, idle machine) on the 2-core
+/// EPYC (Zen 5, family 26: full-width 512-bit FMA), GFLOP/s with 2 threads (1 thread), m×k×n:
+/// 1024×896×128 A·Bᵀ 403 (209), 1024×128×4864 A·Bᵀ 496 (251), 4864×1024×128 Aᵀ·B 478 (234),
+/// 1024×4864×128 A·B 405 (205), 128×1024×896 Aᵀ·B 425 (248); one row, 1×896×128 and 1×128×4864
+/// A·Bᵀ, 4 and 29 µs. Plain A packs with scalar moves, which is what keeps A·B lowest. With the
+/// other core busy, 2-thread means drop to 100-140: a worker waits for the descheduled one.
 public enum FloatGEMM {
     /// Micro-tile: rows of C (broadcast from A) by columns of C (two 16-lane vectors of B).
     static let tileRows = 12, tileColumns = 32
