@@ -14,6 +14,10 @@ public struct PredictorTrainingError: Error, CustomStringConvertible, Sendable {
 /// The held-out rows are the LAST `heldOutFraction` of the rows, not a random sample: the rows
 /// come from consecutive text, so neighbouring rows are near-duplicates and a random split would
 /// leak them into the held-out set and overstate recall.
+///
+/// Nearly all the time goes to FloatGEMM (three products of batch × rank × outputSize per
+/// step). One epoch over 16384 rows at 896 → 128 → 4864 took 0.22 s on 2 threads (idle
+/// machine, held-out recall included; `PredictorTrainerBenchmark`).
 public enum PredictorTrainer {
     public struct Options: Sendable {
         public var rank: Int
