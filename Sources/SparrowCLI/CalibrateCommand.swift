@@ -71,7 +71,7 @@ struct CalibrateSparsityCommand: ParsableCommand {
     var rank = 64
 
     @Option(help: "Most training epochs per layer.")
-    var epochs = 10
+    var epochs = 20
 
     func validate() throws {
         if tokens < 1024 { throw ValidationError("--tokens must be at least 1024") }

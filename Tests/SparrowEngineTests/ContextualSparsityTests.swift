@@ -5,19 +5,23 @@ import SparrowTestSupport
 import Testing
 
 @Suite(.serialized) struct ContextualSparsityTests {
-    /// A sidecar whose thresholds select every neuron at its one sparse level (predictor zero).
+    /// A sidecar whose thresholds select every neuron at its one sparse level (both ranking
+    /// rules' matrices zero).
     static func selectEverything(_ model: LanguageModel, sha256: String) -> SparsitySidecar {
         let c = model.config, rank = 32
-        var blob = [UInt8](repeating: 0, count: rank * q8_0RowBytes(cols: c.embeddingSize))
-        let up = blob.count
-        blob += [UInt8](repeating: 0, count: c.feedForwardSize * q8_0RowBytes(cols: rank))
-        let bias = blob.count
-        blob += [UInt8](repeating: 0, count: c.feedForwardSize * 4)
+        var blob: [UInt8] = []
+        func reserve(_ bytes: Int) -> Int {
+            defer { blob += [UInt8](repeating: 0, count: bytes) }
+            return blob.count
+        }
+        let down = reserve(rank * q8_0RowBytes(cols: c.embeddingSize)), projected = reserve(c.feedForwardSize * q8_0RowBytes(cols: rank))
+        let vector = reserve(c.feedForwardSize * 4)
         let layer = SparsitySidecar.Layer(gateThresholds: [-1, -1], activationThresholds: [-1, -1],
                                           errors: Dictionary(uniqueKeysWithValues: SparsityRule.allCases.map { ($0.rawValue, [0, 0.1]) }),
-                                          predictorRecall: 1, predictorDown: 0, predictorUp: up, predictorBias: bias)
+                                          predictorRecall: 1, predictorDown: down, predictorUp: projected, predictorBias: vector,
+                                          subspaceBasis: down, subspaceGate: projected, subspaceUp: projected, downColumnNorms: vector)
         return SparsitySidecar(header: .init(modelSHA256: sha256, embeddingSize: c.embeddingSize, feedForwardSize: c.feedForwardSize, rank: rank,
-                                             levels: [0, 0.5], layers: Array(repeating: layer, count: c.layerCount),
+                                             subspaceRank: rank, levels: [0, 0.5], layers: Array(repeating: layer, count: c.layerCount),
                                              calibration: .init(text: "none", tokens: 0, heldOutRows: 0, seconds: 0)),
                                blob: blob)
     }
@@ -75,6 +79,68 @@ import Testing
         let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
         try bytes.prefix(bytes.count - 100).write(to: URL(fileURLWithPath: path))
         #expect(throws: SparsityError.self) { try SparsitySidecar(path: path, modelSHA256: String(repeating: "0", count: 64), config: model.config) }
+    }
+
+    /// Calibration on real text writes a sidecar that reads back and drives every rule: the
+    /// mean sparsity asked for, finite perplexity, and the oracle-like TEAL rule at 30% within
+    /// 10% of dense perplexity on text after the calibrated part.
+    @Test func calibrationOnRealTextGivesAWorkingSidecar() throws {
+        let model = try catalogModel("smollm2-135m"), pool = ThreadPool(threadCount: 2)
+        let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures/text")
+        let text = try String(contentsOf: fixtures.appendingPathComponent("pride_and_prejudice_excerpt.txt"), encoding: .utf8)
+        var options = SparsityCalibration.Options()
+        options.tokens = 1024
+        options.window = 256
+        options.heldOutRows = 64
+        options.epochs = 2
+        options.rank = 32
+        options.subspaceRank = 32
+        let sha256 = try ModelStore().sha256(ofModelAt: model.file.path)
+        let made = try SparsityCalibration.run(model: model, text: text, textName: "excerpt", modelSHA256: sha256, options: options, pool: pool) { _ in }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("sparrow-test-\(UUID()).sparsity").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try made.write(to: path)
+        let sidecar = try SparsitySidecar(path: path, modelSHA256: sha256, config: model.config)
+        #expect(sidecar.header.layers.count == model.config.layerCount)
+        #expect(sidecar.header.layers.allSatisfy { $0.errors.count == SparsityRule.allCases.count })
+
+        let all = model.tokenizer.encode(text, addSpecial: false, parseSpecial: false)
+        try #require(all.count >= 1024 + 129, "the excerpt must hold text beyond the calibration's")
+        let heldOut = Array(all.suffix(129))
+        let evaluation = try PerplexityEvaluation(contextSize: 129, stepwise: true, bos: nil)
+        let session = Session(model: model.transformer, contextSize: 129, pool: pool)
+        let dense = try evaluation.run(heldOut, in: session).perplexity
+        for rule in SparsityRule.allCases {
+            let method = try ContextualSparsity(model: model.transformer, sidecar: sidecar, rule: rule, sparsity: rule == .teal ? 0.3 : 0.5, pool: pool)
+            #expect(abs(method.meanSparsity - (rule == .teal ? 0.3 : 0.5)) < 0.05, "\(rule)")
+            session.decodeFeedForward = method
+            let sparse = try evaluation.run(heldOut, in: session).perplexity
+            #expect(sparse.isFinite && sparse > 1, "\(rule): \(sparse)")
+            if rule == .teal { #expect(sparse / dense < 1.1, "teal at 0.3: \(sparse) vs dense \(dense)") }
+        }
+    }
+
+    /// Rows confined to a 3-dimensional subspace: a rank-3 basis spans them exactly.
+    @Test func principalSubspaceSpansTheRows() {
+        var rng = SplitMix64(seed: 11)
+        let width = 48, count = 500
+        let directions = (0..<3 * width).map { _ in Float.random(in: -1...1, using: &rng) }
+        let rows = (0..<count).flatMap { _ in
+            let c = (0..<3).map { _ in Float.random(in: -5...5, using: &rng) }
+            return (0..<width).map { k in c[0] * directions[k] + c[1] * directions[width + k] + c[2] * directions[2 * width + k] }
+        }
+        let basis = PrincipalSubspace.basis(of: rows, count: count, width: width, rank: 3, pool: ThreadPool(threadCount: 2))
+        for r in stride(from: 0, to: count, by: 50) {
+            let x = rows[(r * width)..<((r + 1) * width)].map(Double.init)
+            var residual = x
+            for b in 0..<3 {
+                let v = basis[(b * width)..<((b + 1) * width)].map(Double.init)
+                let dot = zip(x, v).reduce(0) { $0 + $1.0 * $1.1 }
+                for k in 0..<width { residual[k] -= dot * v[k] }
+            }
+            let norm = x.reduce(0) { $0 + $1 * $1 }.squareRoot(), left = residual.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            #expect(left < 1e-3 * norm, "row \(r): \(left) of \(norm) outside the basis")
+        }
     }
 
     /// Budgets go where skipping costs least, until the mean sparsity is reached.

@@ -5,6 +5,9 @@ public enum SparsityRule: String, CaseIterable, Codable, Sendable {
     /// Deja Vu: a low-rank predictor reads the block's input; the top-K of its logits are
     /// computed (gate, up and down read for those neurons only).
     case predictor
+    /// The gate and up projections through the inputs' principal subspace (rank r, from
+    /// calibration) estimate |act(gate·x) * (up·x)| * |down column|; the top-K are computed.
+    case subspace
     /// CATS: the gate is computed in full; neurons with small |act(gate)| skip up and down.
     case cats
     /// TEAL-style on the down projection's input: gate and up in full; neurons with small
@@ -56,7 +59,7 @@ public final class ContextualSparsity: DecodeFeedForward, @unchecked Sendable {
         scratch = .allocate(capacity: f)
         ones = .allocate(capacity: f)
         ones.initialize(repeating: 1, count: f)
-        rank = .allocate(capacity: max(header.rank, 1))
+        rank = .allocate(capacity: max(header.rank, header.subspaceRank, 1))
         selected = .allocate(capacity: f)
     }
 
@@ -75,11 +78,9 @@ public final class ContextualSparsity: DecodeFeedForward, @unchecked Sendable {
         let level = levelIndices[l], thresholds = sidecar.header.layers[l]
         var count: Int
         switch rule {
-        case .predictor:
-            let p = sidecar.predictor(layer: l)
-            matmul(p.down, input, tokens: 1, into: rank)
-            matmul(p.up, rank, tokens: 1, into: scores)
-            add(p.bias, into: scores, count: f)
+        case .predictor, .subspace:
+            Self.rankingScores(rule, sidecar: sidecar, layer: l, activation: activation, input: input, rows: 1, matmul: matmul,
+                               rank: rank, up: up, into: scores)
             count = f - Int((sidecar.header.levels[level] * Double(f)).rounded())
             Selection.largest(count, of: scores, count: f, scratch: scratch, into: selected)
             matmul.selectedRows(weights.gate, input, rows: UnsafeBufferPointer(start: selected, count: count), into: gate)
@@ -100,6 +101,30 @@ public final class ContextualSparsity: DecodeFeedForward, @unchecked Sendable {
         }
         matmul.combineRows(down, rows: UnsafeBufferPointer(start: selected, count: count), coefficients: gate, into: output)
         return true
+    }
+
+    /// Per row of `input`, every neuron's score under a ranking rule (the predictor's logits,
+    /// or the subspace estimate of |act(gate·x) * (up·x)| * |down column|); `rank` and `up`
+    /// are scratch for rows x rank and rows x neurons floats.
+    static func rankingScores(_ rule: SparsityRule, sidecar: SparsitySidecar, layer l: Int, activation: GatedActivation,
+                              input: UnsafePointer<Float>, rows n: Int, matmul: MatMul, rank: UnsafeMutablePointer<Float>,
+                              up: UnsafeMutablePointer<Float>, into scores: UnsafeMutablePointer<Float>) {
+        let f = sidecar.header.feedForwardSize
+        if rule == .predictor {
+            let p = sidecar.predictor(layer: l)
+            matmul(p.down, input, tokens: n, into: rank)
+            matmul(p.up, rank, tokens: n, into: scores)
+            for r in 0..<n { add(p.bias, into: scores + r * f, count: f) }
+        } else {
+            let p = sidecar.subspace(layer: l)
+            matmul(p.basis, input, tokens: n, into: rank)
+            matmul(p.gate, rank, tokens: n, into: scores)
+            matmul(p.up, rank, tokens: n, into: up)
+            activation.apply(gate: scores, up: up, count: n * f)
+            for r in 0..<n {
+                for i in 0..<f { scores[r * f + i] = abs(scores[r * f + i]) * p.norms[i] }
+            }
+        }
     }
 
     /// Per layer, the index into `levels` whose mean reaches `sparsity`: from all-dense, each

@@ -12,7 +12,11 @@ public enum SparsityCalibration {
         public var tokens = 16384
         public var window = 512
         public var rank = 64
-        public var epochs = 10
+        /// The subspace rule's rank.
+        public var subspaceRank = 64
+        public var epochs = 20
+        /// Rows per optimiser step: small, so that a few thousand rows still give many steps.
+        public var batchSize = 256
         /// The most important fraction of each row's neurons: the predictor's positive labels.
         public var labelFraction = 0.3
         /// Neurons computed when recall is measured (checkpointing), as a fraction.
@@ -63,6 +67,7 @@ public enum SparsityCalibration {
             var training = PredictorTrainer.Options()
             training.rank = options.rank
             training.epochs = options.epochs
+            training.batchSize = options.batchSize
             let trained = try data.inputs.withUnsafeBufferPointer { inputs in
                 try data.labels.withUnsafeBufferPointer { labels in
                     try PredictorTrainer.train(inputs: inputs, labels: labels, rows: rows, inputSize: d, outputSize: f,
@@ -72,35 +77,61 @@ public enum SparsityCalibration {
             let p = trained.predictor
             let down = quantizedRows(p.down, rows: options.rank, cols: d), up = quantizedRows(p.up, rows: f, cols: options.rank)
             let offsets = (down.withUnsafeBytes(append), up.withUnsafeBytes(append), p.bias.withUnsafeBytes(append))
-            // The held-out rows' predictor logits, from the quantised predictor as decode runs it.
-            let evalInputs = Array(data.inputs[((rows - options.heldOutRows) * d)...])
-            let logits = try blob.withUnsafeBytes { raw in
-                let downMatrix = try WeightMatrix(type: .q8_0, rows: options.rank, cols: d, data: raw.baseAddress! + offsets.0)
-                let upMatrix = try WeightMatrix(type: .q8_0, rows: f, cols: options.rank, data: raw.baseAddress! + offsets.1)
-                var ranks = [Float](repeating: 0, count: options.heldOutRows * options.rank)
-                var logits = [Float](repeating: 0, count: options.heldOutRows * f)
-                matmul(downMatrix, evalInputs, tokens: options.heldOutRows, into: &ranks)
-                matmul(upMatrix, ranks, tokens: options.heldOutRows, into: &logits)
-                for r in 0..<options.heldOutRows { for i in 0..<f { logits[r * f + i] += p.bias[i] } }
-                return logits
+            let basis = data.inputs.withUnsafeBufferPointer {
+                PrincipalSubspace.basis(of: $0.baseAddress!, count: rows - options.heldOutRows, width: d, rank: options.subspaceRank, pool: pool)
             }
+            let weights = model.transformer.layers[l]
+            let subspace = (quantizedRows(basis, rows: options.subspaceRank, cols: d).withUnsafeBytes(append),
+                            quantizedRows(project(weights.gate, onto: basis, rank: options.subspaceRank, pool: pool), rows: f, cols: options.subspaceRank).withUnsafeBytes(append),
+                            quantizedRows(project(weights.up, onto: basis, rank: options.subspaceRank, pool: pool), rows: f, cols: options.subspaceRank).withUnsafeBytes(append),
+                            collector.columnNorms[l].map { $0.squareRoot() }.withUnsafeBytes(append))
             let gateThresholds = quantiles(data.gateMagnitudes, at: options.levels)
             let activationThresholds = quantiles(data.activationMagnitudes, at: options.levels)
             let errors = [
                 SparsityRule.cats.rawValue: droppedShare(data.importance, by: data.gateMagnitudes, thresholds: gateThresholds),
                 SparsityRule.teal.rawValue: droppedShare(data.importance, by: data.activationMagnitudes, thresholds: activationThresholds),
-                SparsityRule.predictor.rawValue: droppedShare(data.importance, rankedBy: logits, neurons: f, levels: options.levels),
             ]
             layers.append(SparsitySidecar.Layer(gateThresholds: gateThresholds, activationThresholds: activationThresholds, errors: errors,
                                                 predictorRecall: trained.heldOutRecall, predictorDown: offsets.0, predictorUp: offsets.1,
-                                                predictorBias: offsets.2))
-            log(String(format: "layer %d: predictor recall %.3f (epoch %d); skipping half the neurons drops %.1f%% (predictor), %.1f%% (cats), %.1f%% (teal) of the output energy",
-                       l, trained.heldOutRecall, trained.bestEpoch, 100 * errors["predictor"]![5], 100 * errors["cats"]![5], 100 * errors["teal"]![5]))
+                                                predictorBias: offsets.2, subspaceBasis: subspace.0, subspaceGate: subspace.1,
+                                                subspaceUp: subspace.2, downColumnNorms: subspace.3))
+            log(String(format: "layer %d: predictor recall %.3f (epoch %d)", l, trained.heldOutRecall, trained.bestEpoch))
         }
-        let header = SparsitySidecar.Header(modelSHA256: modelSHA256, embeddingSize: d, feedForwardSize: f, rank: options.rank, levels: options.levels,
-                                            layers: layers, calibration: .init(text: textName, tokens: tokens.count, heldOutRows: options.heldOutRows,
-                                                                               seconds: Date().timeIntervalSince(start)))
+        var header = SparsitySidecar.Header(modelSHA256: modelSHA256, embeddingSize: d, feedForwardSize: f, rank: options.rank,
+                                            subspaceRank: options.subspaceRank, levels: options.levels, layers: layers,
+                                            calibration: .init(text: textName, tokens: tokens.count, heldOutRows: options.heldOutRows, seconds: 0))
+        // The ranking rules' errors, from the held-out rows through the quantised matrices as decode runs them.
+        let draft = SparsitySidecar(header: header, blob: blob)
+        let n = options.heldOutRows
+        var rank = [Float](repeating: 0, count: n * max(options.rank, options.subspaceRank))
+        var scratch = [Float](repeating: 0, count: n * f), scores = scratch
+        for l in 0..<c.layerCount {
+            let data = collector.layers[l]
+            for rule in [SparsityRule.predictor, .subspace] {
+                data.inputs.withUnsafeBufferPointer { inputs in
+                    ContextualSparsity.rankingScores(rule, sidecar: draft, layer: l, activation: c.architecture.activation,
+                                                     input: inputs.baseAddress! + (rows - n) * d, rows: n, matmul: matmul,
+                                                     rank: &rank, up: &scratch, into: &scores)
+                }
+                header.layers[l].errors[rule.rawValue] = droppedShare(data.importance, rankedBy: scores, neurons: f, levels: options.levels)
+            }
+            let e = header.layers[l].errors
+            log(String(format: "layer %d: skipping half the neurons drops %.1f%% (predictor), %.1f%% (subspace), %.1f%% (cats), %.1f%% (teal) of the output energy",
+                       l, 100 * e["predictor"]![5], 100 * e["subspace"]![5], 100 * e["cats"]![5], 100 * e["teal"]![5]))
+        }
+        header.calibration.seconds = Date().timeIntervalSince(start)
         return SparsitySidecar(header: header, blob: blob)
+    }
+
+    /// W (neurons x width) times the basis' transpose: the neurons' weights in the subspace.
+    static func project(_ w: WeightMatrix, onto basis: [Float], rank: Int, pool: ThreadPool) -> [Float] {
+        var dense = [Float](repeating: 0, count: w.rows * w.cols)
+        dense.withUnsafeMutableBufferPointer { out in
+            for r in 0..<w.rows { w.dequantizeRow(r, into: out.baseAddress! + r * w.cols) }
+        }
+        var projected = [Float](repeating: 0, count: w.rows * rank)
+        FloatGEMM.multiply(m: w.rows, n: rank, k: w.cols, a: dense, b: basis, transposeB: true, into: &projected, pool: pool)
+        return projected
     }
 
     /// Row-major floats as Q8_0 rows.

@@ -11,7 +11,7 @@ import SparrowKernels
 public final class SparsitySidecar: @unchecked Sendable {
     public struct Header: Codable, Sendable {
         public var modelSHA256: String
-        public var embeddingSize, feedForwardSize, rank: Int
+        public var embeddingSize, feedForwardSize, rank, subspaceRank: Int
         /// The sparsity grid every per-level list follows (fractions of neurons skipped).
         public var levels: [Double]
         public var layers: [Layer]
@@ -31,6 +31,10 @@ public final class SparsitySidecar: @unchecked Sendable {
         /// Byte offsets of the predictor: down (rank x embedding, Q8_0), up (neurons x rank,
         /// Q8_0), bias (neurons, f32).
         public var predictorDown, predictorUp, predictorBias: Int
+        /// Byte offsets of the subspace rule: the inputs' principal basis (subspaceRank x
+        /// embedding, Q8_0), gate and up restricted to it (neurons x subspaceRank, Q8_0), and
+        /// each neuron's down column norm (neurons, f32).
+        public var subspaceBasis, subspaceGate, subspaceUp, downColumnNorms: Int
     }
 
     public struct Calibration: Codable, Sendable {
@@ -82,7 +86,11 @@ public final class SparsitySidecar: @unchecked Sendable {
         for layer in header.layers {
             let ends = [layer.predictorDown + header.rank * q8_0RowBytes(cols: header.embeddingSize),
                         layer.predictorUp + header.feedForwardSize * q8_0RowBytes(cols: header.rank),
-                        layer.predictorBias + header.feedForwardSize * 4]
+                        layer.predictorBias + header.feedForwardSize * 4,
+                        layer.subspaceBasis + header.subspaceRank * q8_0RowBytes(cols: header.embeddingSize),
+                        layer.subspaceGate + header.feedForwardSize * q8_0RowBytes(cols: header.subspaceRank),
+                        layer.subspaceUp + header.feedForwardSize * q8_0RowBytes(cols: header.subspaceRank),
+                        layer.downColumnNorms + header.feedForwardSize * 4]
             guard ends.allSatisfy({ $0 <= blobCount }), layer.errors.values.allSatisfy({ $0.count == header.levels.count }),
                   layer.gateThresholds.count == header.levels.count, layer.activationThresholds.count == header.levels.count else {
                 throw SparsityError("sparsity sidecar \(path) is truncated or inconsistent")
@@ -106,6 +114,15 @@ public final class SparsitySidecar: @unchecked Sendable {
         return (try! WeightMatrix(type: .q8_0, rows: h.rank, cols: h.embeddingSize, data: blob + layer.predictorDown),
                 try! WeightMatrix(type: .q8_0, rows: h.feedForwardSize, cols: h.rank, data: blob + layer.predictorUp),
                 UnsafePointer((blob + layer.predictorBias).assumingMemoryBound(to: Float.self)))
+    }
+
+    /// Layer `l`'s subspace rule: scores = |act(gate · basis · x) * (up · basis · x)| * norms.
+    func subspace(layer l: Int) -> (basis: WeightMatrix, gate: WeightMatrix, up: WeightMatrix, norms: UnsafePointer<Float>) {
+        let h = header, layer = h.layers[l]
+        return (try! WeightMatrix(type: .q8_0, rows: h.subspaceRank, cols: h.embeddingSize, data: blob + layer.subspaceBasis),
+                try! WeightMatrix(type: .q8_0, rows: h.feedForwardSize, cols: h.subspaceRank, data: blob + layer.subspaceGate),
+                try! WeightMatrix(type: .q8_0, rows: h.feedForwardSize, cols: h.subspaceRank, data: blob + layer.subspaceUp),
+                UnsafePointer((blob + layer.downColumnNorms).assumingMemoryBound(to: Float.self)))
     }
 
     /// `<models directory>/calibration/<sha256>.sparsity`: where calibration saves by default.
