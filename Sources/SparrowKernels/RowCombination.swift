@@ -9,19 +9,28 @@ extension MatMul {
     public func combineRows(_ w: WeightMatrix, rows: UnsafeBufferPointer<Int32>, coefficients: UnsafePointer<Float>,
                             into output: UnsafeMutablePointer<Float>) {
         precondition(w.type == .q8_0, "combineRows: \(w.type.name) rows; only Q8_0 is supported")
-        output.initialize(repeating: 0, count: w.cols)
-        guard !rows.isEmpty else { return }
+        guard !rows.isEmpty else { return output.initialize(repeating: 0, count: w.cols) }
         pool.parallelFor(w.cols / 32) { blocks in
-            for (i, r) in rows.enumerated() {
-                let c = coefficients[i], row = w.row(Int(r))
-                for b in blocks {
-                    let block = row + b * 34, out = output + b * 32
-                    let s = F32x16(repeating: c * block.float16(at: 0))
-                    for half in 0..<2 {
-                        let q = sparrow_i32x16_to_f32(sparrow_i8x16_to_i32(block.simd(SIMD16<Int8>.self, at: 2 + 16 * half)))
-                        store16(load16(out + 16 * half).addingProduct(s, q), out + 16 * half)
+            // Four blocks' sums stay in registers while every selected row passes (the rows'
+            // bytes are re-read from cache for the next four, not the sums from memory).
+            for b0 in stride(from: blocks.lowerBound, to: blocks.upperBound, by: 4) {
+                let width = min(4, blocks.upperBound - b0)
+                var sums = (F32x16(), F32x16(), F32x16(), F32x16(), F32x16(), F32x16(), F32x16(), F32x16())
+                for (i, r) in rows.enumerated() {
+                    let c = coefficients[i], first = w.row(Int(r)) + b0 * 34
+                    @inline(__always) func add(_ k: Int, _ low: inout F32x16, _ high: inout F32x16) {
+                        let block = first + k * 34, s = F32x16(repeating: c * block.float16(at: 0))
+                        low = low.addingProduct(s, sparrow_i32x16_to_f32(sparrow_i8x16_to_i32(block.simd(SIMD16<Int8>.self, at: 2))))
+                        high = high.addingProduct(s, sparrow_i32x16_to_f32(sparrow_i8x16_to_i32(block.simd(SIMD16<Int8>.self, at: 18))))
                     }
+                    add(0, &sums.0, &sums.1)
+                    if width > 1 { add(1, &sums.2, &sums.3) }
+                    if width > 2 { add(2, &sums.4, &sums.5) }
+                    if width > 3 { add(3, &sums.6, &sums.7) }
                 }
+                let out = output + b0 * 32
+                let all = [sums.0, sums.1, sums.2, sums.3, sums.4, sums.5, sums.6, sums.7]
+                for k in 0..<(2 * width) { store16(all[k], out + 16 * k) }
             }
         }
     }
