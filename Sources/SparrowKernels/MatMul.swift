@@ -1,3 +1,5 @@
+import CSparrowSIMD
+
 /// Matrix multiply against quantised weights; owns reusable scratch for quantised activations
 /// (no allocation per call once warmed up). One call at a time per instance.
 ///
@@ -11,6 +13,8 @@ public final class MatMul: @unchecked Sendable {
     public internal(set) var usesVNNI: Bool = cpuHasVNNI
 
     private let scratch = ScratchBuffer(), offsetScratch = ScratchBuffer(), panelScratch = ScratchBuffer(), rowScratch = ScratchBuffer()
+    /// Per-worker partial sums of `combineRows`.
+    let partialScratch = ScratchBuffer()
 
     /// Rows whose encoded bytes stay in L1 while a chunk of tokens streams past them.
     private static let rowTile = 8
@@ -154,8 +158,12 @@ public final class MatMul: @unchecked Sendable {
     @inline(__always)
     private func rows(_ w: WeightMatrix, _ selected: UnsafeBufferPointer<Int32>, _ output: UnsafeMutablePointer<Float>,
                       _ kernel: (UnsafeRawPointer) -> Float) {
+        let ahead = 8, rowBytes = w.rowBytes
         pool.parallelFor(selected.count) { range in
-            for i in range { output[i] = kernel(w.row(Int(selected[i]))) }
+            for i in range {
+                if i + ahead < range.upperBound { sparrow_prefetch(w.row(Int(selected[i + ahead])), rowBytes) }
+                output[i] = kernel(w.row(Int(selected[i])))
+            }
         }
     }
 

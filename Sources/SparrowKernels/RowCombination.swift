@@ -5,34 +5,32 @@ extension MatMul {
     /// transposed form of a product that reads only some input columns (contextual sparsity
     /// keeps a down projection transposed so that a token's live neurons are whole rows).
     /// Q8_0 only (the layout such a copy is made in): blocks are scaled and summed in f32
-    /// without dequantising first. Columns are split across the pool.
+    /// without dequantising first.
     public func combineRows(_ w: WeightMatrix, rows: UnsafeBufferPointer<Int32>, coefficients: UnsafePointer<Float>,
                             into output: UnsafeMutablePointer<Float>) {
         precondition(w.type == .q8_0, "combineRows: \(w.type.name) rows; only Q8_0 is supported")
         guard !rows.isEmpty else { return output.initialize(repeating: 0, count: w.cols) }
-        pool.parallelFor(w.cols / 32) { blocks in
-            // Four blocks' sums stay in registers while every selected row passes (the rows'
-            // bytes are re-read from cache for the next four, not the sums from memory).
-            for b0 in stride(from: blocks.lowerBound, to: blocks.upperBound, by: 4) {
-                let width = min(4, blocks.upperBound - b0)
-                var sums = (F32x16(), F32x16(), F32x16(), F32x16(), F32x16(), F32x16(), F32x16(), F32x16())
-                for (i, r) in rows.enumerated() {
-                    let c = coefficients[i], first = w.row(Int(r)) + b0 * 34
-                    @inline(__always) func add(_ k: Int, _ low: inout F32x16, _ high: inout F32x16) {
-                        let block = first + k * 34, s = F32x16(repeating: c * block.float16(at: 0))
-                        low = low.addingProduct(s, sparrow_i32x16_to_f32(sparrow_i8x16_to_i32(block.simd(SIMD16<Int8>.self, at: 2))))
-                        high = high.addingProduct(s, sparrow_i32x16_to_f32(sparrow_i8x16_to_i32(block.simd(SIMD16<Int8>.self, at: 18))))
-                    }
-                    add(0, &sums.0, &sums.1)
-                    if width > 1 { add(1, &sums.2, &sums.3) }
-                    if width > 2 { add(2, &sums.4, &sums.5) }
-                    if width > 3 { add(3, &sums.6, &sums.7) }
+        // Rows split across the pool, each worker summing whole rows (read front to back, as
+        // the prefetcher likes: the selected rows are scattered) into its own partial sums.
+        let cols = w.cols, workers = pool.threadCount
+        let partials = partialScratch.bytes(workers * cols * 4).assumingMemoryBound(to: Float.self)
+        pool.run { worker, count in
+            let sums = partials + worker * cols
+            sums.initialize(repeating: 0, count: cols)
+            let mine = ThreadPool.chunk(worker, of: count, count: rows.count)
+            for i in mine {
+                if i + 8 < mine.upperBound { sparrow_prefetch(w.row(Int(rows[i + 8])), w.rowBytes) }
+                let c = coefficients[i], row = w.row(Int(rows[i]))
+                for b in 0..<(cols / 32) {
+                    let block = row + b * 34, out = sums + b * 32
+                    let s = F32x16(repeating: c * block.float16(at: 0))
+                    store16(load16(out).addingProduct(s, sparrow_i32x16_to_f32(sparrow_i8x16_to_i32(block.simd(SIMD16<Int8>.self, at: 2)))), out)
+                    store16(load16(out + 16).addingProduct(s, sparrow_i32x16_to_f32(sparrow_i8x16_to_i32(block.simd(SIMD16<Int8>.self, at: 18)))), out + 16)
                 }
-                let out = output + b0 * 32
-                let all = [sums.0, sums.1, sums.2, sums.3, sums.4, sums.5, sums.6, sums.7]
-                for k in 0..<(2 * width) { store16(all[k], out + 16 * k) }
             }
         }
+        output.update(from: partials, count: cols)
+        for worker in 1..<workers { add(partials + worker * cols, into: output, count: cols) }
     }
 }
 

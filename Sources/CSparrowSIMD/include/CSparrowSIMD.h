@@ -88,6 +88,13 @@ static inline sparrow_i32x16 sparrow_repeat4x4(const int8_t *p) {
     return __builtin_shufflevector(v, v, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
 }
 
+// Software prefetch (Swift has no way to say it): the rows a sparse kernel reads are
+// scattered, so the hardware prefetcher, which follows streams, cannot run ahead of them.
+/// Asks for the `bytes` bytes from p on to be brought into cache.
+static inline void sparrow_prefetch(const void *p, long bytes) {
+    for (long i = 0; i < bytes; i += 64) __builtin_prefetch((const char *)p + i, 0, 3);
+}
+
 // Portable lane conversions and reductions.
 static inline sparrow_f32x8 sparrow_i32x8_to_f32(sparrow_i32x8 v) { return __builtin_convertvector(v, sparrow_f32x8); }
 static inline sparrow_f32x16 sparrow_i32x16_to_f32(sparrow_i32x16 v) { return __builtin_convertvector(v, sparrow_f32x16); }
