@@ -62,7 +62,9 @@ public final class SparsitySidecar: @unchecked Sendable {
 
     /// Reads a sidecar, refusing one made for another model (`modelSHA256`) or shape.
     public convenience init(path: String, modelSHA256: String, config: ModelConfig) throws {
-        guard let data = FileManager.default.contents(atPath: path) else { throw SparsityError("cannot read sparsity sidecar \(path)") }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw SparsityError("cannot read sparsity sidecar \(path) (make one with `sparrow calibrate sparsity -m MODEL --text FILE`)")
+        }
         let bytes = [UInt8](data)
         guard bytes.count >= 12, Array(bytes[0..<8]) == Self.magic else {
             throw SparsityError("\(path) is not a Sparrow sparsity sidecar (made by `sparrow calibrate sparsity`)")
