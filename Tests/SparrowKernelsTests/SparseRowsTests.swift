@@ -67,6 +67,13 @@ import SparrowTestSupport
         }
     }
 
+    /// Radix selection's keys sort as the floats do, across signs and magnitudes.
+    @Test func orderKeysSortAsTheFloats() {
+        let floats: [Float] = [-.infinity, -1e30, -2, -1, -1e-30, 0, 1e-30, 1, 2, 1e30, .infinity]
+        let keys = floats.map(Selection.orderKey)
+        #expect(keys == keys.sorted() && Set(keys).count == keys.count)
+    }
+
     @Test func aboveKeepsMagnitudesOverTheThreshold() {
         let values: [Float] = [0.1, -2, 0.5, 3, -0.5, 0]
         var indices = [Int32](repeating: -1, count: values.count)

@@ -303,7 +303,7 @@ struct TrainingState {
 
 extension PredictorTrainer {
     /// Over `rows` rows of logits and labels: how many positive labels are at one of their
-    /// row's `topK` largest logits. Ties at the K-th value go to the lower index, as `topIndices`.
+    /// row's `topK` largest logits (`Selection.largest`: ties at the K-th value go to the lower index).
     static func selectedPositives(logits: UnsafePointer<Float>, labels: UnsafePointer<UInt8>, rows: Int,
                                   outputSize: Int, topK: Int, pool: ThreadPool) -> Int {
         let workers = pool.threadCount
@@ -313,70 +313,19 @@ extension PredictorTrainer {
             pool.run { worker, workerCount in
                 let share = (worker * rows / workerCount)..<((worker + 1) * rows / workerCount)
                 guard !share.isEmpty else { return }
-                let keys = UnsafeMutablePointer<UInt32>.allocate(capacity: outputSize)
-                let histogram = UnsafeMutablePointer<Int32>.allocate(capacity: 1 << 11)
-                defer { keys.deallocate(); histogram.deallocate() }
+                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: outputSize)
+                let top = UnsafeMutablePointer<Int32>.allocate(capacity: topK)
+                defer { scratch.deallocate(); top.deallocate() }
                 var selected = 0
                 for r in share {
-                    selected += selectedPositives(row: logits + r * outputSize, labels: labels + r * outputSize, count: outputSize,
-                                                  topK: topK, keys: keys, histogram: histogram)
+                    Selection.largest(topK, of: logits + r * outputSize, count: outputSize, scratch: scratch, into: top)
+                    let y = labels + r * outputSize
+                    for i in 0..<topK { selected += Int(y[Int(top[i])]) }
                 }
                 counts[worker] = selected
             }
         }
         return counts.reduce(0, +)
-    }
-
-    /// One row of `selectedPositives`. The K-th largest logit is found by radix selection on
-    /// order-preserving integer keys (11, 11, then 10 bits, most significant first): three
-    /// histogram passes without data-dependent branches, where quickselect mispredicted its way
-    /// to ~60 cycles per logit. Scratch: `count` keys and a histogram of 2048 counters.
-    static func selectedPositives(row z: UnsafePointer<Float>, labels y: UnsafePointer<UInt8>, count: Int, topK: Int,
-                                  keys: UnsafeMutablePointer<UInt32>, histogram: UnsafeMutablePointer<Int32>) -> Int {
-        for j in 0..<count { keys[j] = orderKey(z[j]) }
-        // The K-th largest key, built from the top bits down; `rank` is its position (1-based)
-        // among the keys that share the bits found so far.
-        var prefix: UInt32 = 0, known: UInt32 = 0, rank = Int32(topK)
-        for (shift, bits) in [(21, 11), (10, 11), (0, 10)] as [(UInt32, UInt32)] {
-            let bins = 1 << Int(bits), mask = UInt32(bins - 1)
-            histogram.initialize(repeating: 0, count: bins)
-            for j in 0..<count {
-                let key = keys[j]
-                histogram[Int((key >> shift) & mask)] &+= key & known == prefix ? 1 : 0
-            }
-            var bin = bins - 1
-            while rank > histogram[bin] {
-                rank -= histogram[bin]
-                bin -= 1
-            }
-            prefix |= UInt32(bin) << shift
-            known |= mask << shift
-        }
-        // Keys above the K-th are selected; of those equal to it, the first `rank` are, and all
-        // of them when `rank` is their count (the usual case: no ties).
-        let threshold = prefix, ties = histogram[Int(threshold & 0x3FF)]
-        var selected = 0
-        if rank == ties {
-            for j in 0..<count { selected &+= keys[j] >= threshold ? Int(y[j]) : 0 }
-        } else {
-            var tiesLeft = rank
-            for j in 0..<count {
-                if keys[j] > threshold {
-                    selected &+= Int(y[j])
-                } else if keys[j] == threshold, tiesLeft > 0 {
-                    selected &+= Int(y[j])
-                    tiesLeft -= 1
-                }
-            }
-        }
-        return selected
-    }
-
-    /// A key whose unsigned order is the float's order (-0 just below +0; no NaNs expected).
-    @inline(__always)
-    static func orderKey(_ x: Float) -> UInt32 {
-        let bits = x.bitPattern
-        return bits & 0x8000_0000 != 0 ? ~bits : bits | 0x8000_0000
     }
 }
 
