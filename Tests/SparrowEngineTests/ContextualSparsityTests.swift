@@ -7,7 +7,7 @@ import Testing
 @Suite(.serialized) struct ContextualSparsityTests {
     /// A sidecar whose thresholds select every neuron at its one sparse level (both ranking
     /// rules' matrices zero).
-    static func selectEverything(_ model: LanguageModel, sha256: String) -> SparsitySidecar {
+    static func selectEverything(_ model: LanguageModel, sha256: String) throws -> SparsitySidecar {
         let c = model.config, rank = 32
         var blob: [UInt8] = []
         func reserve(_ bytes: Int) -> Int {
@@ -20,7 +20,7 @@ import Testing
                                           errors: Dictionary(uniqueKeysWithValues: SparsityRule.allCases.map { ($0.rawValue, [0, 0.1]) }),
                                           predictorRecall: 1, predictorDown: down, predictorUp: projected, predictorBias: vector,
                                           subspaceBasis: down, subspaceGate: projected, subspaceUp: projected, downColumnNorms: vector)
-        return SparsitySidecar(header: .init(modelSHA256: sha256, embeddingSize: c.embeddingSize, feedForwardSize: c.feedForwardSize, rank: rank,
+        return try SparsitySidecar(header: .init(modelSHA256: sha256, embeddingSize: c.embeddingSize, feedForwardSize: c.feedForwardSize, rank: rank,
                                              subspaceRank: rank, levels: [0, 0.5], layers: Array(repeating: layer, count: c.layerCount),
                                              calibration: .init(text: "none", tokens: 0, heldOutRows: 0, seconds: 0)),
                                blob: blob)
@@ -34,7 +34,7 @@ import Testing
     func everyNeuronSelectedMatchesTheDenseBlock(_ name: String, rule: SparsityRule) throws {
         let model = try catalogModel(name), c = model.config
         let pool = ThreadPool(threadCount: 2), matmul = MatMul(pool: pool)
-        let sparsity = try ContextualSparsity(model: model.transformer, sidecar: Self.selectEverything(model, sha256: "test"),
+        let sparsity = try ContextualSparsity(model: model.transformer, sidecar: try Self.selectEverything(model, sha256: "test"),
                                               rule: rule, sparsity: 0.5, pool: pool)
         #expect(sparsity.layerSparsity.allSatisfy { $0 == 0.5 })
         var rng = SplitMix64(seed: 3)

@@ -81,7 +81,7 @@ public final class ContextualSparsity: DecodeFeedForward, @unchecked Sendable {
         case .predictor, .subspace:
             Self.rankingScores(rule, sidecar: sidecar, layer: l, activation: activation, input: input, rows: 1, matmul: matmul,
                                rank: rank, up: up, into: scores)
-            count = f - Int((sidecar.header.levels[level] * Double(f)).rounded())
+            count = Self.keptNeurons(f, atLevel: sidecar.header.levels[level])
             Selection.largest(count, of: scores, count: f, scratch: scratch, into: selected)
             matmul.selectedRows(weights.gate, input, rows: UnsafeBufferPointer(start: selected, count: count), into: gate)
             matmul.selectedRows(weights.up, input, rows: UnsafeBufferPointer(start: selected, count: count), into: up)
@@ -111,12 +111,12 @@ public final class ContextualSparsity: DecodeFeedForward, @unchecked Sendable {
                               up: UnsafeMutablePointer<Float>, into scores: UnsafeMutablePointer<Float>) {
         let f = sidecar.header.feedForwardSize
         if rule == .predictor {
-            let p = sidecar.predictor(layer: l)
+            let p = sidecar.predictors[l]
             matmul(p.down, input, tokens: n, into: rank)
             matmul(p.up, rank, tokens: n, into: scores)
             for r in 0..<n { add(p.bias, into: scores + r * f, count: f) }
         } else {
-            let p = sidecar.subspace(layer: l)
+            let p = sidecar.subspaces[l]
             matmul(p.basis, input, tokens: n, into: rank)
             matmul(p.gate, rank, tokens: n, into: scores)
             matmul(p.up, rank, tokens: n, into: up)
@@ -126,6 +126,9 @@ public final class ContextualSparsity: DecodeFeedForward, @unchecked Sendable {
             }
         }
     }
+
+    /// How many of `f` neurons a ranking rule computes at sparsity `level`.
+    static func keptNeurons(_ f: Int, atLevel level: Double) -> Int { f - Int((level * Double(f)).rounded()) }
 
     /// Per layer, the index into `levels` whose mean reaches `sparsity`: from all-dense, each
     /// step moves one layer to its next level, the one whose error grows least.

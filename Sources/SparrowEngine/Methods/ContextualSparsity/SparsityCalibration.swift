@@ -31,7 +31,9 @@ public enum SparsityCalibration {
     public static func run(model: LanguageModel, text: String, textName: String, modelSHA256: String, options: Options,
                            pool: ThreadPool, log: (String) -> Void) throws -> SparsitySidecar {
         let start = Date(), c = model.config, f = c.feedForwardSize, d = c.embeddingSize
-        guard options.rank % 32 == 0, options.rank > 0 else { throw SparsityError("--rank must be a positive multiple of 32") }
+        guard [options.rank, options.subspaceRank].allSatisfy({ $0 > 0 && $0 % 32 == 0 }) else {
+            throw SparsityError("the predictor and subspace ranks must be positive multiples of 32")
+        }
         var tokens = model.tokenizer.encode(text, addSpecial: false, parseSpecial: false)
         tokens = Array(tokens.prefix(options.tokens))
         let bos = model.tokenizer.addsBOS ? model.tokenizer.bosToken : nil
@@ -101,7 +103,7 @@ public enum SparsityCalibration {
                                             subspaceRank: options.subspaceRank, levels: options.levels, layers: layers,
                                             calibration: .init(text: textName, tokens: tokens.count, heldOutRows: options.heldOutRows, seconds: 0))
         // The ranking rules' errors, from the held-out rows through the quantised matrices as decode runs them.
-        let draft = SparsitySidecar(header: header, blob: blob)
+        let draft = try SparsitySidecar(header: header, blob: blob)
         let n = options.heldOutRows
         var rank = [Float](repeating: 0, count: n * max(options.rank, options.subspaceRank))
         var scratch = [Float](repeating: 0, count: n * f), scores = scratch
@@ -120,7 +122,7 @@ public enum SparsityCalibration {
                        l, 100 * e["predictor"]![5], 100 * e["subspace"]![5], 100 * e["cats"]![5], 100 * e["teal"]![5]))
         }
         header.calibration.seconds = Date().timeIntervalSince(start)
-        return SparsitySidecar(header: header, blob: blob)
+        return try SparsitySidecar(header: header, blob: blob)
     }
 
     /// W (neurons x width) times the basis' transpose: the neurons' weights in the subspace.
@@ -174,7 +176,7 @@ public enum SparsityCalibration {
             for i in 0..<f { rowTotal += Double(importance[r * f + i]) }
             // Levels ascend, so kept counts descend: walk the ranking once per level from the top.
             for (k, level) in levels.enumerated().reversed() {
-                let keep = f - Int((level * Double(f)).rounded())
+                let keep = ContextualSparsity.keptNeurons(f, atLevel: level)
                 while next < keep { kept += Double(importance[r * f + order[next]]); next += 1 }
                 dropped[k] += rowTotal - kept
             }

@@ -51,11 +51,37 @@ public final class SparsitySidecar: @unchecked Sendable {
     private let blob: UnsafeMutableRawPointer
     private let blobCount: Int
 
-    public init(header: Header, blob bytes: [UInt8]) {
+    /// Layer by layer, the predictor (logits = up · (down · x) + bias) and the subspace rule
+    /// (scores = |act(gate · basis · x) * (up · basis · x)| * norms), pointing into the blob.
+    struct Predictor { let down, up: WeightMatrix; let bias: UnsafePointer<Float> }
+    struct Subspace { let basis, gate, up: WeightMatrix; let norms: UnsafePointer<Float> }
+    let predictors: [Predictor]
+    let subspaces: [Subspace]
+
+    /// Throws when the header's shapes cannot describe Q8_0 matrices.
+    public init(header: Header, blob bytes: [UInt8]) throws {
         self.header = header
         blobCount = bytes.count
-        blob = .allocate(byteCount: max(bytes.count, 1), alignment: 64)
+        let blob = UnsafeMutableRawPointer.allocate(byteCount: max(bytes.count, 1), alignment: 64)
         bytes.withUnsafeBytes { blob.copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
+        self.blob = blob
+        let h = header
+        do {
+            predictors = try h.layers.map { layer in
+                Predictor(down: try WeightMatrix(type: .q8_0, rows: h.rank, cols: h.embeddingSize, data: blob + layer.predictorDown),
+                          up: try WeightMatrix(type: .q8_0, rows: h.feedForwardSize, cols: h.rank, data: blob + layer.predictorUp),
+                          bias: UnsafePointer((blob + layer.predictorBias).assumingMemoryBound(to: Float.self)))
+            }
+            subspaces = try h.layers.map { layer in
+                Subspace(basis: try WeightMatrix(type: .q8_0, rows: h.subspaceRank, cols: h.embeddingSize, data: blob + layer.subspaceBasis),
+                         gate: try WeightMatrix(type: .q8_0, rows: h.feedForwardSize, cols: h.subspaceRank, data: blob + layer.subspaceGate),
+                         up: try WeightMatrix(type: .q8_0, rows: h.feedForwardSize, cols: h.subspaceRank, data: blob + layer.subspaceUp),
+                         norms: UnsafePointer((blob + layer.downColumnNorms).assumingMemoryBound(to: Float.self)))
+            }
+        } catch {
+            blob.deallocate()
+            throw SparsityError("sparsity sidecar shapes are unusable: \(error)")
+        }
     }
 
     deinit { blob.deallocate() }
@@ -84,7 +110,7 @@ public final class SparsitySidecar: @unchecked Sendable {
               header.layers.count == config.layerCount else {
             throw SparsityError("sparsity sidecar \(path) does not match the model's shape")
         }
-        self.init(header: header, blob: Array(bytes[(12 + length)...]))
+        try self.init(header: header, blob: Array(bytes[(12 + length)...]))
         for layer in header.layers {
             let ends = [layer.predictorDown + header.rank * q8_0RowBytes(cols: header.embeddingSize),
                         layer.predictorUp + header.feedForwardSize * q8_0RowBytes(cols: header.rank),
@@ -107,24 +133,6 @@ public final class SparsitySidecar: @unchecked Sendable {
         bytes += json
         bytes += UnsafeRawBufferPointer(start: blob, count: blobCount)
         try Data(bytes).write(to: URL(fileURLWithPath: path), options: .atomic)
-    }
-
-    /// Layer `l`'s predictor: logits = up · (down · x) + bias.
-    func predictor(layer l: Int) -> (down: WeightMatrix, up: WeightMatrix, bias: UnsafePointer<Float>) {
-        let h = header, layer = h.layers[l]
-        // Shapes and bounds were checked when the file was read.
-        return (try! WeightMatrix(type: .q8_0, rows: h.rank, cols: h.embeddingSize, data: blob + layer.predictorDown),
-                try! WeightMatrix(type: .q8_0, rows: h.feedForwardSize, cols: h.rank, data: blob + layer.predictorUp),
-                UnsafePointer((blob + layer.predictorBias).assumingMemoryBound(to: Float.self)))
-    }
-
-    /// Layer `l`'s subspace rule: scores = |act(gate · basis · x) * (up · basis · x)| * norms.
-    func subspace(layer l: Int) -> (basis: WeightMatrix, gate: WeightMatrix, up: WeightMatrix, norms: UnsafePointer<Float>) {
-        let h = header, layer = h.layers[l]
-        return (try! WeightMatrix(type: .q8_0, rows: h.subspaceRank, cols: h.embeddingSize, data: blob + layer.subspaceBasis),
-                try! WeightMatrix(type: .q8_0, rows: h.feedForwardSize, cols: h.subspaceRank, data: blob + layer.subspaceGate),
-                try! WeightMatrix(type: .q8_0, rows: h.feedForwardSize, cols: h.subspaceRank, data: blob + layer.subspaceUp),
-                UnsafePointer((blob + layer.downColumnNorms).assumingMemoryBound(to: Float.self)))
     }
 
     /// `<models directory>/calibration/<sha256>.sparsity`: where calibration saves by default.
