@@ -58,10 +58,7 @@ struct NeedleCommand: ParsableCommand {
         }
         let method = filter?.name ?? "full attention"
         if json {
-            let encoder = JSONEncoder()
-            encoder.keyEncodingStrategy = .convertToSnakeCase
-            encoder.outputFormatting = [.sortedKeys]
-            print(String(decoding: try encoder.encode(Report(model: model.file.path, method: method, cells: cells)), as: UTF8.self))
+            try printJSON(Report(model: model.file.path, method: method, cells: cells))
         } else {
             print(Self.grid(cells, method: method))
         }

@@ -79,3 +79,11 @@ func rejectInvalidUTF8Arguments() throws {
         }
     }
 }
+
+/// Prints `value` as JSON on stdout: snake_case keys, sorted; one line unless `pretty`.
+func printJSON(_ value: some Encodable, pretty: Bool = false) throws {
+    let encoder = JSONEncoder()
+    encoder.keyEncodingStrategy = .convertToSnakeCase
+    encoder.outputFormatting = pretty ? [.sortedKeys, .prettyPrinted] : [.sortedKeys]
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}

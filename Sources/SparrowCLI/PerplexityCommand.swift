@@ -56,10 +56,7 @@ struct PerplexityCommand: ParsableCommand {
             if !json { FileHandle.standardError.write(Data("\rwindow \(done)/\(total)".utf8)) }
         }
         if json {
-            let encoder = JSONEncoder()
-            encoder.keyEncodingStrategy = .convertToSnakeCase
-            encoder.outputFormatting = [.sortedKeys]
-            print(String(decoding: try encoder.encode(result), as: UTF8.self))
+            try printJSON(result)
         } else {
             FileHandle.standardError.write(Data("\n".utf8))
             print(String(format: "perplexity %.4f over %d tokens (mean NLL %.5f), %.1f s, %.1f tokens/s",

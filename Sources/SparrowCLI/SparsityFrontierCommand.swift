@@ -82,10 +82,7 @@ struct SparsityFrontierCommand: ParsableCommand {
             FileHandle.standardError.write(Data((line + "\n").utf8))
         }
         if json {
-            let encoder = JSONEncoder()
-            encoder.keyEncodingStrategy = .convertToSnakeCase
-            encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            try printJSON(report, pretty: true)
         } else {
             print("| rule | mean sparsity | perplexity | vs dense | decode t/s | dense t/s | speed-up |")
             print("|---|---|---|---|---|---|---|")
