@@ -503,9 +503,10 @@ def to_json(document: dict) -> str:
                              text) + "\n"
 
 
-def write_fixture(path: Path, document: dict) -> int:
+def write_fixture(path: Path, document: dict, encode=to_json) -> int:
+    """Writes `document` as `encode` lays it out, after checking the layout kept its content."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = to_json(document)
+    text = encode(document)
     if json.loads(text) != document:
         raise GoldenError(f"JSON compaction changed the content of {path}")
     path.write_text(text, encoding="utf-8")

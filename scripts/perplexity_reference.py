@@ -67,8 +67,9 @@ from gguf import GGUFReader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_goldens import (  # noqa: E402
-    MODEL_SHA256, N_BATCH, N_CTX, N_THREADS, N_UBATCH, SEED, GoldenError, LlamaServer, sha256_of,
+    MODEL_SHA256, N_BATCH, N_CTX, N_THREADS, N_UBATCH, SEED, GoldenError, LlamaServer, sha256_of, write_fixture,
 )
+from make_goldens import to_json as golden_json  # noqa: E402
 
 SCHEMA_VERSION = 1
 FORCING_BIAS = 1e4  # far above any logit gap (these models' logits span well under 100)
@@ -377,25 +378,16 @@ def read_text(path: Path, skip_chars: int, max_chars: int | None) -> str:
 # Output
 # ---------------------------------------------------------------------------
 
-_NUMBER_ARRAY = re.compile(r"\[\n\s*(-?[\d.eE+-]+(?:,\n\s*-?[\d.eE+-]+)*)\n\s*\]")
 _FLAT_OBJECT = re.compile(r"\{\n\s*(\"[a-z_]+\": -?[\w.+-]+(?:,\n\s*\"[a-z_]+\": -?[\w.+-]+)*)\n\s*\}")
 
 
 def to_json(document: dict) -> str:
-    """Indented JSON with number arrays and flat objects of numbers on one line each."""
-    text = json.dumps(document, ensure_ascii=False, indent=2)
-    text = _NUMBER_ARRAY.sub(lambda m: "[" + ", ".join(s.strip() for s in m.group(1).split(",")) + "]", text)
-    text = _FLAT_OBJECT.sub(lambda m: "{" + ", ".join(s.strip() for s in m.group(1).split(",\n")) + "}", text)
-    return text + "\n"
+    """make_goldens' layout (number arrays on one line), and flat objects of numbers on one line each."""
+    return _FLAT_OBJECT.sub(lambda m: "{" + ", ".join(s.strip() for s in m.group(1).split(",\n")) + "}", golden_json(document))
 
 
 def write_json(path: Path, document: dict) -> int:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = to_json(document)
-    if json.loads(text) != document:
-        raise GoldenError(f"JSON compaction changed the content of {path}")
-    path.write_text(text, encoding="utf-8")
-    return len(text.encode("utf-8"))
+    return write_fixture(path, document, encode=to_json)
 
 
 # ---------------------------------------------------------------------------
