@@ -89,7 +89,7 @@ struct GenerateCommand: ParsableCommand {
         var options = GenerationOptions()
         options.maxTokens = maxTokens
         options.stopStrings = stopStrings
-        options.logprobs = logprobs
+        options.logprobs = logprobs > 0 ? logprobs : nil
         options.sampling.temperature = temperature
         options.sampling.topK = topK
         options.sampling.topP = topP

@@ -7,8 +7,9 @@ public struct GenerationOptions: Sendable {
     public var sampling = SamplingParameters()
     /// Generation ends when the text contains one of these; the text is cut before it.
     public var stopStrings: [String] = []
-    /// How many top log-probabilities to record per generated position (0: none).
-    public var logprobs = 0
+    /// Record log-probabilities at each generated position: the chosen token's and the
+    /// `logprobs` most likely tokens' (nil: none).
+    public var logprobs: Int?
     /// Chooses the prompt tokens to prefill (GemFilter or a baseline); nil prefills them all.
     public var promptFilter: (any PromptFilter)?
     /// Drafts tokens for the model to verify several at a time (speculative decoding).
@@ -48,7 +49,9 @@ public struct GenerationResult: Sendable {
     public var generatedTokens: [Int] = []
     public var text = ""
     public var finishReason = FinishReason.length
-    /// Per generated position, the most likely tokens under the model's raw distribution.
+    /// With `logprobs`: per generated position, the chosen token's log-probability under the
+    /// model's raw distribution, and the most likely tokens'.
+    public var tokenLogprobs: [Float] = []
     public var topLogprobs: [[(token: Int, logProbability: Float)]] = []
     public var timings = GenerationTimings()
     /// With speculative decoding: how the drafts fared.
@@ -71,90 +74,97 @@ public struct Generator {
     public func generate(
         prompt: [Int], options: GenerationOptions, onText: (String) -> Void = { _ in }
     ) throws -> GenerationResult {
+        var generation = try Generation(tokenizer: tokenizer, session: session, prompt: prompt, options: options)
+        while generation.isRunning { try generation.advance(onText: onText) }
+        return generation.finish(onText: onText)
+    }
+}
+
+/// One generation in progress, advanced a round at a time: a chunk of the prompt, a decode
+/// step, or a verification pass over drafts. `Generator.generate` runs one to its end; a
+/// server interleaves several, each on its own session, which nothing else may evaluate on
+/// until `finish`.
+public struct Generation {
+    public let options: GenerationOptions
+    public private(set) var result: GenerationResult
+    /// False once the reply has ended; `finish` then completes the result.
+    public private(set) var isRunning = true
+    private let tokenizer: Tokenizer
+    private let session: Session
+    private var sampler: Sampler
+    private var detokenizer: StreamingDetokenizer
+    private var stops: StopStringScanner
+    private var history: [Int]
+    private var drafter: SpeculationOptions?
+    private var pacing: DraftPacing?
+    /// Prompt tokens not yet evaluated; nil until the prompt filter and cache reuse ran.
+    private var unprefilled: ArraySlice<Int>?
+    /// The logits the next token is drawn from, in the session's buffer; nil during prefill.
+    private var row: UnsafeBufferPointer<Float>?
+    /// A token the verification already chose, not yet emitted.
+    private var chosen: Int?
+    private var stoppedByString = false
+    private let start = DispatchTime.now()
+    private var prefillEnd: DispatchTime?
+
+    public init(tokenizer: Tokenizer, session: Session, prompt: [Int], options: GenerationOptions) throws {
         guard !prompt.isEmpty else { throw EvaluationError(description: "the prompt is empty") }
-        var result = GenerationResult(promptTokens: prompt)
-        var sampler = Sampler(options.sampling)
-        var detokenizer = StreamingDetokenizer(tokenizer: tokenizer)
-        var stops = StopStringScanner(options.stopStrings)
-        var history = prompt
-
-        let start = DispatchTime.now()
-        var prefilled = prompt
-        if let filter = options.promptFilter {
-            let kept = try filter.keptIndices(of: prompt, model: session.model, pool: session.pool)
-            guard !kept.isEmpty else { throw EvaluationError(description: "the prompt filter \(filter.name) kept no tokens") }
-            prefilled = kept.map { prompt[$0] }
-            result.keptIndices = kept
-            result.timings.keptTokens = kept.count
-            result.timings.filterSeconds = seconds(start, DispatchTime.now())
-        }
-        guard prefilled.count < session.capacity else {
-            throw EvaluationError(description: "the prompt has \(prefilled.count) tokens but the context holds \(session.capacity); raise --ctx-size or shorten the prompt")
-        }
-        let reused = session.reusablePrefix(of: prefilled)
-        session.truncate(to: reused)
-        result.timings.reusedTokens = reused
-        let logits = try session.evaluate(Array(prefilled[reused...]))
-        let prefillEnd = DispatchTime.now()
-        result.timings.promptTokens = prompt.count
-        result.timings.promptSeconds = seconds(start, prefillEnd)
-
-        var stoppedByString = false
-        /// Takes `token`, chosen from `row`'s logits, into the reply; false when the reply ends.
-        func emit(_ token: Int, from row: UnsafeBufferPointer<Float>) -> Bool {
-            if tokenizer.isEndOfGeneration(token) {
-                result.finishReason = .stop
-                return false
-            }
-            if options.logprobs > 0 { result.topLogprobs.append(topLogProbabilities(row, count: options.logprobs)) }
-            result.generatedTokens.append(token)
-            history.append(token)
-            if stops.append(detokenizer.append(token), emit: onText) {
-                stoppedByString = true
-                return false
-            }
-            return result.generatedTokens.count < options.maxTokens
-        }
-
-        var drafter = options.speculation
+        self.options = options
+        self.tokenizer = tokenizer
+        self.session = session
+        result = GenerationResult(promptTokens: prompt)
+        sampler = Sampler(options.sampling)
+        detokenizer = StreamingDetokenizer(tokenizer: tokenizer)
+        stops = StopStringScanner(options.stopStrings)
+        history = prompt
+        drafter = options.speculation
         if drafter != nil { result.speculation = SpeculationStats() }
         // Sampled runs draft at every step: pacing by time would change which random numbers a
         // seed's run draws.
-        var pacing = drafter.flatMap { $0.adaptive && sampler.isGreedy ? DraftPacing() : nil }
-        var row = logits.last
-        // A token the verification already chose, not yet emitted.
-        var chosen: Int?
-        while result.generatedTokens.count < options.maxTokens {
-            let token = chosen ?? sampler.sample(row, history: history)
-            chosen = nil
-            guard emit(token, from: row), session.count < session.capacity else { break }
-            let roundStart = DispatchTime.now()
-            let paced = pacing?.allowsDraft(at: result.generatedTokens.count) ?? true
-            let room = paced ? min(drafter?.maxDraft ?? 0, options.maxTokens - result.generatedTokens.count - 1, session.capacity - session.count - 1) : 0
-            var drafts = try room > 0 ? drafter!.source.draft(after: history, count: room, sampler: &sampler) : []
-            if drafts.count < drafter?.minDraft ?? 0 { drafts = [] }
-            if drafts.isEmpty {
-                row = try session.evaluate([token]).last
-                pacing?.recordPlainStep(seconds: seconds(roundStart, DispatchTime.now()))
-                continue
-            }
-            // One pass over the token and its drafts gives the distribution after each prefix,
-            // summed as single steps would sum it: greedy keeps exactly plain decoding's tokens.
-            let base = session.count
-            let rows = try session.evaluate([token] + drafts.map(\.token), logits: .all, order: .singleToken)
-            let targets = (0...drafts.count).map { sampler.distribution(rows[$0], history: history + drafts[..<$0].map(\.token)) }
-            let verdict = SpeculativeSampling.verify(drafts, target: targets, sampler: &sampler)
-            result.speculation!.drafted += drafts.count
-            result.speculation!.accepted += verdict.accepted
-            result.speculation!.verifications += 1
-            session.truncate(to: base + 1 + verdict.accepted)
-            var open = true
-            for (i, draft) in drafts.prefix(verdict.accepted).enumerated() where open { open = emit(draft.token, from: rows[i]) }
-            guard open else { break }
-            chosen = verdict.next
-            row = rows[verdict.accepted]
-            pacing?.recordRound(seconds: seconds(roundStart, DispatchTime.now()), tokens: verdict.accepted + 1, at: result.generatedTokens.count)
+        pacing = drafter.flatMap { $0.adaptive && sampler.isGreedy ? DraftPacing() : nil }
+    }
+
+    /// Runs one round, calling `onText` with any text it finishes.
+    public mutating func advance(onText: (String) -> Void) throws {
+        guard isRunning else { return }
+        guard let row else { return try prefillChunk() }
+        guard result.generatedTokens.count < options.maxTokens else { return isRunning = false }
+        let token = chosen ?? sampler.sample(row, history: history)
+        chosen = nil
+        guard emit(token, from: row, onText: onText), session.count < session.capacity else { return isRunning = false }
+        let roundStart = DispatchTime.now()
+        let paced = pacing?.allowsDraft(at: result.generatedTokens.count) ?? true
+        let room = paced ? min(drafter?.maxDraft ?? 0, options.maxTokens - result.generatedTokens.count - 1, session.capacity - session.count - 1) : 0
+        var drafts = try room > 0 ? drafter!.source.draft(after: history, count: room, sampler: &sampler) : []
+        if drafts.count < drafter?.minDraft ?? 0 { drafts = [] }
+        if drafts.isEmpty {
+            self.row = try session.evaluate([token]).last
+            pacing?.recordPlainStep(seconds: seconds(roundStart, DispatchTime.now()))
+            return
         }
+        // One pass over the token and its drafts gives the distribution after each prefix,
+        // summed as single steps would sum it: greedy keeps exactly plain decoding's tokens.
+        let base = session.count
+        let rows = try session.evaluate([token] + drafts.map(\.token), logits: .all, order: .singleToken)
+        let targets = (0...drafts.count).map { sampler.distribution(rows[$0], history: history + drafts[..<$0].map(\.token)) }
+        let verdict = SpeculativeSampling.verify(drafts, target: targets, sampler: &sampler)
+        result.speculation!.drafted += drafts.count
+        result.speculation!.accepted += verdict.accepted
+        result.speculation!.verifications += 1
+        session.truncate(to: base + 1 + verdict.accepted)
+        for (i, draft) in drafts.prefix(verdict.accepted).enumerated() where isRunning {
+            isRunning = emit(draft.token, from: rows[i], onText: onText)
+        }
+        guard isRunning else { return }
+        chosen = verdict.next
+        self.row = rows[verdict.accepted]
+        pacing?.recordRound(seconds: seconds(roundStart, DispatchTime.now()), tokens: verdict.accepted + 1, at: result.generatedTokens.count)
+    }
+
+    /// Ends the generation (early, if it is still running): releases held-back text and
+    /// completes the result.
+    public mutating func finish(onText: (String) -> Void) -> GenerationResult {
+        isRunning = false
         if !stoppedByString {
             stoppedByString = stops.append(detokenizer.finish(), emit: onText)
         }
@@ -162,13 +172,65 @@ public struct Generator {
         stops.flush(emit: onText)
         result.text = stops.text
         result.timings.generatedTokens = result.generatedTokens.count
-        result.timings.generationSeconds = seconds(prefillEnd, DispatchTime.now())
+        result.timings.generationSeconds = prefillEnd.map { seconds($0, DispatchTime.now()) } ?? 0
         return result
     }
 
-    private func seconds(_ a: DispatchTime, _ b: DispatchTime) -> Double {
-        Double(b.uptimeNanoseconds - a.uptimeNanoseconds) / 1e9
+    /// Filters the prompt and finds the cached prefix (first call), then evaluates one chunk.
+    private mutating func prefillChunk() throws {
+        if unprefilled == nil {
+            let prompt = result.promptTokens
+            var prefilled = prompt
+            if let filter = options.promptFilter {
+                let kept = try filter.keptIndices(of: prompt, model: session.model, pool: session.pool)
+                guard !kept.isEmpty else { throw EvaluationError(description: "the prompt filter \(filter.name) kept no tokens") }
+                prefilled = kept.map { prompt[$0] }
+                result.keptIndices = kept
+                result.timings.keptTokens = kept.count
+                result.timings.filterSeconds = seconds(start, DispatchTime.now())
+            }
+            guard prefilled.count < session.capacity else {
+                throw EvaluationError(description: "the prompt has \(prefilled.count) tokens but the context holds \(session.capacity); raise --ctx-size or shorten the prompt")
+            }
+            let reused = session.reusablePrefix(of: prefilled)
+            session.truncate(to: reused)
+            result.timings.reusedTokens = reused
+            unprefilled = prefilled[reused...]
+        }
+        let chunk = unprefilled!.prefix(session.batchCapacity)
+        unprefilled!.removeFirst(chunk.count)
+        let logits = try session.evaluate(Array(chunk))
+        guard unprefilled!.isEmpty else { return }
+        row = logits.last
+        let end = DispatchTime.now()
+        prefillEnd = end
+        result.timings.promptTokens = result.promptTokens.count
+        result.timings.promptSeconds = seconds(start, end)
     }
+
+    /// Takes `token`, chosen from `row`'s logits, into the reply; false when the reply ends.
+    private mutating func emit(_ token: Int, from row: UnsafeBufferPointer<Float>, onText: (String) -> Void) -> Bool {
+        if tokenizer.isEndOfGeneration(token) {
+            result.finishReason = .stop
+            return false
+        }
+        if let top = options.logprobs {
+            result.tokenLogprobs.append(row[token] - logSoftmaxNormaliser(row))
+            if top > 0 { result.topLogprobs.append(topLogProbabilities(row, count: top)) }
+        }
+        result.generatedTokens.append(token)
+        history.append(token)
+        if stops.append(detokenizer.append(token), emit: onText) {
+            stoppedByString = true
+            return false
+        }
+        return result.generatedTokens.count < options.maxTokens
+    }
+}
+
+/// Seconds from `a` to `b`.
+private func seconds(_ a: DispatchTime, _ b: DispatchTime) -> Double {
+    Double(b.uptimeNanoseconds - a.uptimeNanoseconds) / 1e9
 }
 
 /// Accumulates generated text, finds stop strings in it, and releases text only once no stop

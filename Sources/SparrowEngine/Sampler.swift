@@ -194,11 +194,16 @@ public func topIndices(_ values: UnsafeBufferPointer<Float>, count: Int) -> [Int
 
 /// The `count` most likely tokens with their log-probabilities under softmax(logits).
 public func topLogProbabilities(_ logits: UnsafeBufferPointer<Float>, count: Int) -> [(token: Int, logProbability: Float)] {
+    let logNormaliser = logSoftmaxNormaliser(logits)
+    return topIndices(logits, count: count).map { ($0, logits[$0] - logNormaliser) }
+}
+
+/// log Σ exp(logits): a token's log-probability under softmax(logits) is its logit minus this.
+public func logSoftmaxNormaliser(_ logits: UnsafeBufferPointer<Float>) -> Float {
     let maxLogit = logits.max() ?? 0
     var sum: Double = 0
     for l in logits { sum += Double(expf(l - maxLogit)) }
-    let logNormaliser = maxLogit + Float(log(sum))
-    return topIndices(logits, count: count).map { ($0, logits[$0] - logNormaliser) }
+    return maxLogit + Float(log(sum))
 }
 
 /// xoshiro256**: small, fast and reproducible across platforms for a given seed.

@@ -37,7 +37,8 @@ public final class Session: @unchecked Sendable {
     private let layers: LayerComputation
     private let keys: [UnsafeMutablePointer<Float>]    // per layer: capacity × kvDim
     private let values: [UnsafeMutablePointer<Float>]
-    private let batchCapacity: Int
+    /// The most tokens one forward pass takes; longer batches run in chunks of this many.
+    public let batchCapacity: Int
     /// The residual stream of one chunk.
     private let hidden: UnsafeMutablePointer<Float>
     private var logitsBuffer: UnsafeMutablePointer<Float>
