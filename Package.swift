@@ -21,6 +21,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        // Tests only: a real HTTP client for the server tests.
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // Kernel layer: knows tensors and numbers, nothing about models.
@@ -39,11 +44,22 @@ let package = Package(
             ],
             swiftSettings: fast
         ),
+        // OpenAI-compatible HTTP server over the engine.
+        .target(
+            name: "SparrowServer",
+            dependencies: [
+                "SparrowEngine",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: fast
+        ),
         // Thin CLI on top.
         .executableTarget(
             name: "SparrowCLI",
             dependencies: [
-                "SparrowEngine",
+                "SparrowEngine", "SparrowServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fast
@@ -61,5 +77,10 @@ let package = Package(
         .testTarget(name: "SparrowTokenizerTests", dependencies: ["SparrowTokenizer", "SparrowEngine"], swiftSettings: fast),
         .testTarget(name: "SparrowJinjaTests", dependencies: ["SparrowJinja"], swiftSettings: fast),
         .testTarget(name: "SparrowEngineTests", dependencies: ["SparrowEngine", "SparrowTestSupport"], swiftSettings: fast),
+        .testTarget(
+            name: "SparrowServerTests",
+            dependencies: ["SparrowServer", .product(name: "AsyncHTTPClient", package: "async-http-client")],
+            swiftSettings: fast
+        ),
     ]
 )

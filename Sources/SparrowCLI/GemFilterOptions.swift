@@ -53,24 +53,10 @@ struct GemFilterOptions: ParsableArguments {
         if let layer, layer < 0 { throw ValidationError("--gemfilter-layer must be 0 or more") }
     }
 
-    /// The filter to apply: the given layer (checked against the model's depth) or the one
-    /// `sparrow calibrate gemfilter` chose for this model and these selection settings.
+    /// The filter to apply: the given layer or the one `sparrow calibrate gemfilter` chose
+    /// for this model and these selection settings.
     func filter(for model: LanguageModel) throws -> GemFilter? {
         guard gemfilter else { return nil }
-        let unplaced = selection.filter(layer: 0)
-        let chosen: Int
-        if let layer {
-            chosen = layer
-        } else if let calibrated = GemFilterCalibration.layer(for: try ModelStore().sha256(ofModelAt: model.file.path),
-                                                              variant: unplaced.calibrationVariant) {
-            chosen = calibrated
-        } else {
-            throw ValidationError("no calibrated GemFilter layer for this model with these settings (\(unplaced.calibrationVariant)): run "
-                + "`sparrow calibrate gemfilter -m MODEL --haystack FILE` with the same --gemfilter-* flags, or give --gemfilter-layer")
-        }
-        guard chosen < model.config.layerCount else {
-            throw ValidationError("--gemfilter-layer \(chosen) is past the model's last layer \(model.config.layerCount - 1)")
-        }
-        return unplaced.atLayer(chosen)
+        return try selection.filter(layer: 0).placed(in: model, layer: layer, modelSHA256: try ModelStore().sha256(ofModelAt: model.file.path))
     }
 }

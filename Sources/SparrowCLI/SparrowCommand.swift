@@ -5,6 +5,6 @@ struct SparrowCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sparrow",
         abstract: "Run GGUF language models on the CPU.",
-        subcommands: [GenerateCommand.self, EvalCommand.self, CalibrateCommand.self, BenchCommand.self, TokenizeCommand.self, ModelsCommand.self]
+        subcommands: [GenerateCommand.self, ServeCommand.self, EvalCommand.self, CalibrateCommand.self, BenchCommand.self, TokenizeCommand.self, ModelsCommand.self]
     )
 }

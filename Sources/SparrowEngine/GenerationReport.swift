@@ -35,7 +35,8 @@ public struct GenerationReport: Encodable {
         }
     }
 
-    struct Timings: Encodable {
+    /// Also the `timings` of the server's responses, as llama-server reports them.
+    public struct Timings: Encodable, Sendable {
         let promptN: Int
         let promptMs: Double
         let promptPerSecond: Double
@@ -50,6 +51,27 @@ public struct GenerationReport: Encodable {
         let filterMs: Double?
         let prefillMs: Double?
         let filterSkipped: Bool?
+
+        // Spelled out so encoders without a key strategy (the server's) write the same names.
+        enum CodingKeys: String, CodingKey {
+            case promptN = "prompt_n", promptMs = "prompt_ms", promptPerSecond = "prompt_per_second"
+            case predictedN = "predicted_n", predictedMs = "predicted_ms", predictedPerSecond = "predicted_per_second"
+            case ttftMs = "ttft_ms", keptN = "kept_n", filterMs = "filter_ms", prefillMs = "prefill_ms", filterSkipped = "filter_skipped"
+        }
+
+        public init(_ t: GenerationTimings) {
+            promptN = t.promptTokens
+            promptMs = t.promptSeconds * 1000
+            promptPerSecond = t.promptTokensPerSecond
+            predictedN = t.generatedTokens
+            predictedMs = t.generationSeconds * 1000
+            predictedPerSecond = t.generationTokensPerSecond
+            ttftMs = t.promptSeconds * 1000
+            keptN = t.keptTokens
+            filterMs = t.keptTokens.map { _ in t.filterSeconds * 1000 }
+            prefillMs = t.keptTokens.map { _ in (t.promptSeconds - t.filterSeconds) * 1000 }
+            filterSkipped = t.keptTokens.map { $0 >= t.promptTokens }
+        }
     }
 
     /// - Parameter plain: the same prompt decoded without speculation, for the speed ratio.
@@ -60,14 +82,7 @@ public struct GenerationReport: Encodable {
         finishReason = result.finishReason
         topLogprobs = result.topLogprobs.isEmpty ? nil : result.topLogprobs.map { $0.map { TokenLogprob(token: $0.token, logprob: $0.logProbability) } }
         let t = result.timings
-        timings = Timings(
-            promptN: t.promptTokens, promptMs: t.promptSeconds * 1000, promptPerSecond: t.promptTokensPerSecond,
-            predictedN: t.generatedTokens, predictedMs: t.generationSeconds * 1000, predictedPerSecond: t.generationTokensPerSecond,
-            ttftMs: t.promptSeconds * 1000,
-            keptN: t.keptTokens, filterMs: t.keptTokens.map { _ in t.filterSeconds * 1000 },
-            prefillMs: t.keptTokens.map { _ in (t.promptSeconds - t.filterSeconds) * 1000 },
-            filterSkipped: t.keptTokens.map { $0 >= t.promptTokens }
-        )
+        timings = Timings(t)
         peakRssBytes = peakResidentBytes
         speculation = result.speculation.map { stats in
             let plainSpeed = plain?.timings.generationTokensPerSecond

@@ -7,7 +7,7 @@ public struct DraftModel: DraftSource {
     public let model: LanguageModel
     private let session: Session
     /// Stop drafting once the draft's own top probability falls below this (0: never).
-    public let minimumConfidence: Float
+    public var minimumConfidence: Float
     private var draftSampler: Sampler?
 
     /// - Throws: when the vocabularies differ (drafts would name other tokens).

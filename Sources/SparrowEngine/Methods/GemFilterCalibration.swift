@@ -131,3 +131,30 @@ public struct GemFilterCalibration: Codable, Sendable {
         return builtIn["\(modelSHA256)/\(variant)"]
     }
 }
+
+extension GemFilter {
+    /// This filter at `layer`, checked against the model's depth, or when nil at the layer
+    /// `sparrow calibrate gemfilter` chose for this model and these selection settings.
+    public func placed(in model: LanguageModel, layer: Int?, modelSHA256: @autoclosure () throws -> String,
+                       store: ModelStore = ModelStore()) throws -> GemFilter {
+        let chosen: Int
+        if let layer {
+            chosen = layer
+        } else if let calibrated = GemFilterCalibration.layer(for: try modelSHA256(), variant: calibrationVariant, store: store) {
+            chosen = calibrated
+        } else {
+            throw GemFilterError("no calibrated GemFilter layer for this model with these settings (\(calibrationVariant)): run "
+                + "`sparrow calibrate gemfilter -m MODEL --haystack FILE` with the same selection settings, or give the layer")
+        }
+        guard (0..<model.config.layerCount).contains(chosen) else {
+            throw GemFilterError("GemFilter layer \(chosen) is outside the model's layers 0...\(model.config.layerCount - 1)")
+        }
+        return atLayer(chosen)
+    }
+}
+
+/// A GemFilter setting the model cannot use.
+public struct GemFilterError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
