@@ -26,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         // Tests only: a real HTTP client for the server tests.
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
     ],
     targets: [
         // Kernel layer: knows tensors and numbers, nothing about models.
@@ -70,8 +71,8 @@ let package = Package(
             dependencies: ["SparrowKernels", "SparrowGGUF", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: fast
         ),
-        // Hand-made GGUF files and seeded randomness shared by the tests.
-        .target(name: "SparrowTestSupport", dependencies: ["SparrowGGUF"], path: "Tests/SparrowTestSupport"),
+        // Hand-made GGUF files, seeded randomness and the catalog models, shared by the tests.
+        .target(name: "SparrowTestSupport", dependencies: ["SparrowGGUF", "SparrowEngine"], path: "Tests/SparrowTestSupport"),
         .testTarget(name: "SparrowKernelsTests", dependencies: ["SparrowKernels", "SparrowTestSupport"], swiftSettings: fast),
         .testTarget(name: "SparrowGGUFTests", dependencies: ["SparrowGGUF", "SparrowTestSupport"], swiftSettings: fast),
         .testTarget(name: "SparrowTokenizerTests", dependencies: ["SparrowTokenizer", "SparrowEngine"], swiftSettings: fast),
@@ -79,7 +80,10 @@ let package = Package(
         .testTarget(name: "SparrowEngineTests", dependencies: ["SparrowEngine", "SparrowTestSupport"], swiftSettings: fast),
         .testTarget(
             name: "SparrowServerTests",
-            dependencies: ["SparrowServer", .product(name: "AsyncHTTPClient", package: "async-http-client")],
+            dependencies: [
+                "SparrowServer", "SparrowTestSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOCore", package: "swift-nio"),
+            ],
             swiftSettings: fast
         ),
     ]

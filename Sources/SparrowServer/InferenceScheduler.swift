@@ -88,11 +88,12 @@ public final class InferenceScheduler: @unchecked Sendable {
     private var stopping = false
     private let condition = NSCondition()
     private var thread: Thread?
-    private let onFinish: @Sendable (GenerationResult) -> Void
+    private let onFinish: @Sendable (GenerationResult, _ cancelled: Bool) -> Void
 
-    /// - Parameter onFinish: called on the engine thread with each completed generation.
+    /// - Parameter onFinish: called on the engine thread with each generation that ran to its
+    ///   end or was cancelled in its slot (with what it had generated).
     public init(model: LanguageModel, draftModel: LanguageModel? = nil, contextSize: Int, slots: Int, queueCapacity: Int,
-                pool: ThreadPool, onFinish: @escaping @Sendable (GenerationResult) -> Void = { _ in }) throws {
+                pool: ThreadPool, onFinish: @escaping @Sendable (GenerationResult, _ cancelled: Bool) -> Void = { _, _ in }) throws {
         self.model = model
         self.contextSize = contextSize
         self.queueCapacity = queueCapacity
@@ -168,6 +169,7 @@ public final class InferenceScheduler: @unchecked Sendable {
         for slot in slots {
             if let job = slot.job, stopping || cancelled.contains(ObjectIdentifier(job)) {
                 if stopping { job.continuation.yield(.failed("the server is shutting down")) }
+                if var generation = slot.generation { onFinish(generation.finish { _ in }, true) }
                 release(slot)
             }
         }
@@ -222,7 +224,7 @@ public final class InferenceScheduler: @unchecked Sendable {
             let result = generation.finish { text += $0 }
             report(text, of: result, for: job, in: slot)
             job.continuation.yield(.finished(result))
-            onFinish(result)
+            onFinish(result, false)
             condition.lock()
             release(slot)
             condition.unlock()

@@ -51,7 +51,7 @@ public final class OpenAIServer: Sendable {
         self.metrics = metrics
         scheduler = try InferenceScheduler(model: model, draftModel: draftModel, contextSize: configuration.contextSize,
                                            slots: configuration.slots, queueCapacity: configuration.queueCapacity, pool: pool,
-                                           onFinish: { metrics.recordGeneration($0) })
+                                           onFinish: { metrics.recordGeneration($0, cancelled: $1) })
         planner = GenerationPlanner(model: model, contextSize: configuration.contextSize, defaults: configuration.defaults,
                                     hasDraftModel: draftModel != nil,
                                     sparsity: sparsity.map { SparsityMethods(model: model, sidecar: $0, pool: pool) },

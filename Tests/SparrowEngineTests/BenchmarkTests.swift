@@ -1,5 +1,6 @@
 import Foundation
 import SparrowEngine
+import SparrowTestSupport
 import SparrowKernels
 import Testing
 

@@ -1,6 +1,7 @@
 import Foundation
 @testable import SparrowEngine
 import SparrowKernels
+import SparrowTestSupport
 import Testing
 
 @Suite struct GemFilterSelectionTests {

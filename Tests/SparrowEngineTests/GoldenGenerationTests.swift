@@ -1,5 +1,6 @@
 import Foundation
 import SparrowEngine
+import SparrowTestSupport
 import SparrowKernels
 import Testing
 
@@ -23,15 +24,6 @@ struct GenerationGolden: Decodable {
             .appendingPathComponent("Fixtures/golden/\(model)/generate.json")
         return try JSONDecoder().decode(GenerationGolden.self, from: Data(contentsOf: url))
     }
-}
-
-/// A catalog model from the local store; scripts/test.sh pulls them before the tests run.
-func catalogModel(_ name: String) throws -> LanguageModel {
-    let store = ModelStore()
-    guard let entry = ModelCatalog.model(named: name), store.isPresent(entry) else {
-        throw ModelError("\(name) is not in \(store.directory.path): run `sparrow models pull \(name)` (scripts/test.sh does)")
-    }
-    return try LanguageModel(path: store.path(for: name))
 }
 
 /// What one model's goldens show when Sparrow replays them.

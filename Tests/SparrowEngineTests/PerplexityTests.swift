@@ -1,6 +1,7 @@
 import Foundation
 @testable import SparrowEngine
 import SparrowKernels
+import SparrowTestSupport
 import Testing
 
 /// A perplexity fixture from scripts/perplexity_reference.py (llama.cpp through xllamacpp).
