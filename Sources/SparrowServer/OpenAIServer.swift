@@ -130,8 +130,7 @@ public final class OpenAIServer: Sendable {
             throw APIError.invalidRequest("the chat template cannot render these messages: \(error)")
         }
         let plan = try planner.plan(prompt: prompt, fields: body.fields, logprobs: body.logprobs == true ? body.topLogprobs ?? 0 : nil)
-        let format = ChatFormat(id: "chatcmpl-\(Self.newID())", created: Int(Date().timeIntervalSince1970), model: configuration.modelID,
-                                tokenizer: model.tokenizer, logprobs: plan.request.options.logprobs)
+        let format = ChatFormat(context: responseContext(idPrefix: "chatcmpl", plan))
         return try await respond(plan, format: format, start: start)
     }
 
@@ -146,8 +145,7 @@ public final class OpenAIServer: Sendable {
         case .tokens(let tokens): prompt = tokens
         }
         let plan = try planner.plan(prompt: prompt, fields: body.fields, logprobs: body.logprobs)
-        let format = CompletionFormat(id: "cmpl-\(Self.newID())", created: Int(Date().timeIntervalSince1970), model: configuration.modelID,
-                                      tokenizer: model.tokenizer, logprobs: plan.request.options.logprobs)
+        let format = CompletionFormat(context: responseContext(idPrefix: "cmpl", plan))
         return try await respond(plan, format: format, start: start)
     }
 
@@ -200,6 +198,12 @@ public final class OpenAIServer: Sendable {
     }
 
     // MARK: Helpers
+
+    private func responseContext(idPrefix: String, _ plan: GenerationPlanner.Plan) -> ResponseContext {
+        ResponseContext(id: "\(idPrefix)-\(UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased())",
+                        created: Int(Date().timeIntervalSince1970), model: configuration.modelID,
+                        tokenizer: model.tokenizer, logprobs: plan.request.options.logprobs)
+    }
 
     private var modelList: ModelList {
         ModelList(data: [ModelList.Model(id: configuration.modelID, created: created, meta: ModelList.Meta(
@@ -254,8 +258,6 @@ public final class OpenAIServer: Sendable {
         encoder.outputFormatting = [.withoutEscapingSlashes]
         return encoder
     }()
-
-    private static func newID() -> String { UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased() }
 
     private static func seconds(since start: ContinuousClock.Instant) -> Double {
         let elapsed = ContinuousClock.now - start

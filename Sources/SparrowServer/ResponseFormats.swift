@@ -13,24 +13,29 @@ protocol ResponseFormat: Sendable {
     func usageChunk(_ result: GenerationResult) -> any Encodable
 }
 
-/// POST /v1/chat/completions: `chat.completion`, streamed as `chat.completion.chunk` deltas.
-struct ChatFormat: ResponseFormat {
+/// What every response and chunk of one request shares.
+struct ResponseContext {
     let id: String
     let created: Int
     let model: String
     let tokenizer: Tokenizer
     /// nil: no log-probabilities; else how many alternatives per token.
     let logprobs: Int?
+}
+
+/// POST /v1/chat/completions: `chat.completion`, streamed as `chat.completion.chunk` deltas.
+struct ChatFormat: ResponseFormat {
+    let context: ResponseContext
 
     private typealias Envelope = Completion<AssistantMessage, ChatLogprobs>
 
     private func envelope(_ object: String, _ choices: [Envelope.Choice], usage: Usage? = nil, report: EngineReport? = nil) -> Envelope {
-        Envelope(id: id, object: object, created: created, model: model, choices: choices, usage: usage, sparrow: report)
+        Envelope(id: context.id, object: object, created: context.created, model: context.model, choices: choices, usage: usage, sparrow: report)
     }
 
     private func choice(_ key: String, _ message: AssistantMessage, tokens: [GeneratedToken], finish: String?) -> Envelope.Choice {
         Envelope.Choice(bodyKey: key, body: message,
-                        logprobs: logprobs.map { ChatLogprobs(tokens, tokenizer: tokenizer, top: $0 > 0) }, finishReason: finish)
+                        logprobs: context.logprobs.map { ChatLogprobs(tokens, tokenizer: context.tokenizer, top: $0 > 0) }, finishReason: finish)
     }
 
     func response(_ result: GenerationResult, tokens: [GeneratedToken]) -> any Encodable {
@@ -59,21 +64,17 @@ struct ChatFormat: ResponseFormat {
 
 /// POST /v1/completions: `text_completion`, streamed as the same object with text pieces.
 struct CompletionFormat: ResponseFormat {
-    let id: String
-    let created: Int
-    let model: String
-    let tokenizer: Tokenizer
-    let logprobs: Int?
+    let context: ResponseContext
 
     private typealias Envelope = Completion<String, CompletionLogprobs>
 
     private func envelope(_ choices: [Envelope.Choice], usage: Usage? = nil, report: EngineReport? = nil) -> Envelope {
-        Envelope(id: id, object: "text_completion", created: created, model: model, choices: choices, usage: usage, sparrow: report)
+        Envelope(id: context.id, object: "text_completion", created: context.created, model: context.model, choices: choices, usage: usage, sparrow: report)
     }
 
     private func choice(_ text: String, tokens: [GeneratedToken], textOffset: Int, finish: String?) -> Envelope.Choice {
         Envelope.Choice(bodyKey: "text", body: text,
-                        logprobs: logprobs.map { _ in CompletionLogprobs(tokens, tokenizer: tokenizer, startOffset: textOffset) }, finishReason: finish)
+                        logprobs: context.logprobs.map { _ in CompletionLogprobs(tokens, tokenizer: context.tokenizer, startOffset: textOffset) }, finishReason: finish)
     }
 
     func response(_ result: GenerationResult, tokens: [GeneratedToken]) -> any Encodable {
