@@ -17,3 +17,7 @@ struct FeedForwardHooks {
     var decode: (any DecodeFeedForward)?
     var observer: (any FeedForwardObserver)?
 }
+
+extension FeedForwardHooks {
+    var isEmpty: Bool { decode == nil && observer == nil }
+}

@@ -105,6 +105,8 @@ public struct Generation {
     private var chosen: Int?
     private var stoppedByString = false
     private let start = DispatchTime.now()
+    /// When the current round's drafting began (what pacing weighs a round by).
+    private var roundStart = DispatchTime.now()
     private var prefillEnd: DispatchTime?
 
     public init(tokenizer: Tokenizer, session: Session, prompt: [Int], options: GenerationOptions) throws {
@@ -126,22 +128,36 @@ public struct Generation {
 
     /// Runs one round, calling `onText` with any text it finishes.
     public mutating func advance(onText: (String) -> Void) throws {
-        guard isRunning else { return }
-        guard let row else { return try prefillChunk() }
-        guard result.generatedTokens.count < options.maxTokens else { return isRunning = false }
+        guard let token = try advanceToDecode(onText: onText) else { return }
+        completeDecode(try session.evaluate([token]).last)
+    }
+
+    /// Runs a round up to its model evaluation where that is a plain decode step, and returns
+    /// the token to evaluate: a caller that batches several generations' steps
+    /// (`Session.decode(_:in:)`) then hands the logits to `completeDecode`. Other rounds
+    /// (prompt chunks, verifications, the end) run whole and return nil.
+    public mutating func advanceToDecode(onText: (String) -> Void) throws -> Int? {
+        guard isRunning else { return nil }
+        guard let row else {
+            try prefillChunk()
+            return nil
+        }
+        guard result.generatedTokens.count < options.maxTokens else {
+            isRunning = false
+            return nil
+        }
         let token = chosen ?? sampler.sample(row, history: history)
         chosen = nil
-        guard emit(token, from: row, onText: onText), session.count < session.capacity else { return isRunning = false }
-        let roundStart = DispatchTime.now()
+        guard emit(token, from: row, onText: onText), session.count < session.capacity else {
+            isRunning = false
+            return nil
+        }
+        roundStart = DispatchTime.now()
         let paced = pacing?.allowsDraft(at: result.generatedTokens.count) ?? true
         let room = paced ? min(drafter?.maxDraft ?? 0, options.maxTokens - result.generatedTokens.count - 1, session.capacity - session.count - 1) : 0
         var drafts = try room > 0 ? drafter!.source.draft(after: history, count: room, sampler: &sampler) : []
         if drafts.count < drafter?.minDraft ?? 0 { drafts = [] }
-        if drafts.isEmpty {
-            self.row = try session.evaluate([token]).last
-            pacing?.recordPlainStep(seconds: seconds(roundStart, DispatchTime.now()))
-            return
-        }
+        guard !drafts.isEmpty else { return token }
         // One pass over the token and its drafts gives the distribution after each prefix,
         // summed as single steps would sum it: greedy keeps exactly plain decoding's tokens.
         let base = session.count
@@ -155,10 +171,17 @@ public struct Generation {
         for (i, draft) in drafts.prefix(verdict.accepted).enumerated() where isRunning {
             isRunning = emit(draft.token, from: rows[i], onText: onText)
         }
-        guard isRunning else { return }
+        guard isRunning else { return nil }
         chosen = verdict.next
         self.row = rows[verdict.accepted]
         pacing?.recordRound(seconds: seconds(roundStart, DispatchTime.now()), tokens: verdict.accepted + 1, at: result.generatedTokens.count)
+        return nil
+    }
+
+    /// Takes the logits of the decode step `advanceToDecode` asked for.
+    public mutating func completeDecode(_ logits: UnsafeBufferPointer<Float>) {
+        row = logits
+        pacing?.recordPlainStep(seconds: seconds(roundStart, DispatchTime.now()))
     }
 
     /// Ends the generation (early, if it is still running): releases held-back text and

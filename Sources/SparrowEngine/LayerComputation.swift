@@ -55,8 +55,15 @@ struct LayerComputation {
     /// `order` (also in `finish` and `logits`).
     func project(layer l: Int, hidden: UnsafeMutablePointer<Float>, rows n: Int, first: Int,
                  keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>, order: SummationOrder = .referenceBatch) {
+        let kvDim = model.config.kvDim
+        project(layer: l, hidden: hidden, rows: n, position: { first + $0 }, keyRows: keys + first * kvDim, valueRows: values + first * kvDim, order: order)
+    }
+
+    /// `project` for rows at any positions (row `t` at `position(t)`): keys and values go to
+    /// consecutive rows of `keyRows` and `valueRows`.
+    func project(layer l: Int, hidden: UnsafeMutablePointer<Float>, rows n: Int, position: (Int) -> Int,
+                 keyRows k: UnsafeMutablePointer<Float>, valueRows v: UnsafeMutablePointer<Float>, order: SummationOrder) {
         let c = model.config, layer = model.layers[l], b = buffers
-        let k = keys + first * c.kvDim, v = values + first * c.kvDim
         normRows(hidden, weight: layer.attentionNorm, into: b.normed, rows: n, width: c.embeddingSize)
         matmul(layer.query, b.normed, tokens: n, order: order, into: b.query)
         matmul(layer.key, b.normed, tokens: n, order: order, into: k)
@@ -68,8 +75,8 @@ struct LayerComputation {
         if let w = layer.keyNorm { normRows(k, weight: w, into: k, rows: n * c.kvHeadCount, width: c.headDim) }
         let rope = c.usesSlidingWindow(layer: l) ? c.slidingWindowRope! : c.rope
         for t in 0..<n {
-            rope.apply(b.query + t * c.qDim, heads: c.headCount, headDim: c.headDim, position: first + t)
-            rope.apply(k + t * c.kvDim, heads: c.kvHeadCount, headDim: c.headDim, position: first + t)
+            rope.apply(b.query + t * c.qDim, heads: c.headCount, headDim: c.headDim, position: position(t))
+            rope.apply(k + t * c.kvDim, heads: c.kvHeadCount, headDim: c.headDim, position: position(t))
         }
     }
 
@@ -81,10 +88,26 @@ struct LayerComputation {
                 keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>,
                 span: AttentionSpan?, keepingRowsFrom dropped: Int = 0, order: SummationOrder = .referenceBatch,
                 hooks: FeedForwardHooks = FeedForwardHooks()) -> Int {
-        let c = model.config, layer = model.layers[l], b = buffers, d = c.embeddingSize
-        attention(queries: b.query, keys: keys, values: values, tokens: rows, firstPosition: first,
+        attend(layer: l, rows: rows, first: first, keys: keys, values: values, span: span, order: order)
+        return finishAfterAttention(layer: l, hidden: hidden, rows: rows, keepingRowsFrom: dropped, order: order, hooks: hooks)
+    }
+
+    /// Layer `l`'s attention for the `rows` queries from `buffers.query` at row `firstRow`
+    /// on, at positions `first...`, over the cache `keys` and `values`; into the same rows of
+    /// `buffers.attended`.
+    func attend(layer l: Int, rows: Int, firstRow: Int = 0, first: Int, keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>,
+                span: AttentionSpan?, order: SummationOrder) {
+        let c = model.config, b = buffers
+        attention(queries: b.query + firstRow * c.qDim, keys: keys, values: values, tokens: rows, firstPosition: first,
                   window: narrower(c.usesSlidingWindow(layer: l) ? c.slidingWindow : nil, span?.window),
-                  sinks: span?.sinks ?? 0, scale: c.attentionScale, order: order, into: b.attended)
+                  sinks: span?.sinks ?? 0, scale: c.attentionScale, order: order, into: b.attended + firstRow * c.qDim)
+    }
+
+    /// Layer `l` after `attend`: output projection and feed-forward block, updating the rows
+    /// of `hidden` (see `finish`).
+    func finishAfterAttention(layer l: Int, hidden: UnsafeMutablePointer<Float>, rows: Int, keepingRowsFrom dropped: Int = 0,
+                              order: SummationOrder, hooks: FeedForwardHooks) -> Int {
+        let c = model.config, layer = model.layers[l], b = buffers, d = c.embeddingSize
         matmul(layer.attentionOutput, b.attended, tokens: rows, order: order, into: b.projected)
         let n = rows - dropped
         guard n > 0 else { return 0 }

@@ -115,6 +115,51 @@ public final class Session: @unchecked Sendable {
         return Logits(base: logitsBuffer, rows: rows, vocabularySize: vocab)
     }
 
+    /// One decode step for each session, `tokens[i]` for `sessions[i]`, in one pass through
+    /// the weights: a batch reads each weight matrix once for all of them, where separate
+    /// steps read it once each (decode is bound by those reads). Each row sums as a step of
+    /// its own would, so every session's logits and cache are bit for bit those of
+    /// `evaluate([token])`. The sessions share a model and have no decode hooks (a batch runs
+    /// the dense feed-forward blocks); returns each session's logits, valid until its next
+    /// evaluation.
+    public static func decode(_ tokens: [Int], in sessions: [Session]) throws -> [UnsafeBufferPointer<Float>] {
+        precondition(tokens.count == sessions.count && !sessions.isEmpty, "one token per session")
+        let leader = sessions[0], c = leader.model.config, n = sessions.count
+        guard n <= leader.batchCapacity else { throw EvaluationError(description: "\(n) sessions exceed one chunk of \(leader.batchCapacity)") }
+        for (session, token) in zip(sessions, tokens) {
+            precondition(session.model === leader.model && session.capacity == leader.capacity && session.hooks.isEmpty,
+                         "batched sessions share a model and context size and have no feed-forward hooks")
+            try session.checkAppendable([token])
+        }
+        let vocab = leader.model.vocabularySize
+        if n > leader.logitsRowCapacity {
+            leader.logitsBuffer.deallocate()
+            leader.logitsBuffer = .allocate(capacity: n * vocab)
+            leader.logitsRowCapacity = n
+        }
+        let layers = leader.layers, hidden = leader.hidden, positions = sessions.map(\.count)
+        // The new keys and values land in the feed-forward buffers, free until the block runs,
+        // before moving to each session's cache.
+        let newKeys = layers.buffers.gate, newValues = layers.buffers.up
+        layers.embed(tokens, into: hidden)
+        for l in 0..<leader.model.layers.count {
+            layers.project(layer: l, hidden: hidden, rows: n, position: { positions[$0] }, keyRows: newKeys, valueRows: newValues, order: .singleToken)
+            for (i, session) in sessions.enumerated() {
+                (session.keys[l] + positions[i] * c.kvDim).update(from: newKeys + i * c.kvDim, count: c.kvDim)
+                (session.values[l] + positions[i] * c.kvDim).update(from: newValues + i * c.kvDim, count: c.kvDim)
+                layers.attend(layer: l, rows: 1, firstRow: i, first: positions[i], keys: session.keys[l], values: session.values[l],
+                              span: nil, order: .singleToken)
+            }
+            _ = layers.finishAfterAttention(layer: l, hidden: hidden, rows: n, order: .singleToken, hooks: FeedForwardHooks())
+        }
+        layers.logits(hidden: hidden, rows: n, order: .singleToken, into: leader.logitsBuffer)
+        return sessions.enumerated().map { i, session in
+            session.tokens.append(tokens[i])
+            if i > 0 { session.logitsBuffer.update(from: leader.logitsBuffer + i * vocab, count: vocab) }
+            return UnsafeBufferPointer(start: session.logitsBuffer, count: vocab)
+        }
+    }
+
     /// Runs `tokens` from an empty cache through layers 0..<layer and layer `layer` up to its
     /// rotary embedding, in chunks: the cache then holds only those layers' keys (and values
     /// before `layer`), enough for `keysAndQueries(ofNext:atLayer:)` at that layer. Evaluation

@@ -58,9 +58,10 @@ public final class InferenceJob: Sendable {
 }
 
 /// Runs generations for many clients on one model: `slots` sequences in flight, each with its
-/// own key/value cache, advanced round-robin (a prompt chunk, a decode step or a verification
-/// each) on one engine thread, so each holds its place while the others progress. Jobs
-/// beyond the slots wait in a bounded queue; beyond that, `submit` refuses.
+/// own key/value cache, advanced in rounds on one engine thread: each busy slot runs a prompt
+/// chunk, a verification or a decode step, and the decode steps of a round run as one batch
+/// (continuous batching), so each weight is read once for all of them. Jobs beyond the slots
+/// wait in a bounded queue; beyond that, `submit` refuses.
 public final class InferenceScheduler: @unchecked Sendable {
     /// One sequence's cache, with the job it runs.
     private final class Slot {
@@ -156,7 +157,13 @@ public final class InferenceScheduler: @unchecked Sendable {
 
     private func run() {
         while let active = nextRound() {
-            for slot in active { advance(slot) }
+            var steps: [(slot: Slot, token: Int)] = []
+            for slot in active {
+                guard let token = begin(slot) else { continue }
+                // Contextual sparsity replaces a step's feed-forward blocks: such slots step alone.
+                if slot.session.decodeFeedForward == nil { steps.append((slot, token)) } else { decode([(slot, token)]) }
+            }
+            decode(steps)
         }
     }
 
@@ -210,16 +217,17 @@ public final class InferenceScheduler: @unchecked Sendable {
         }
     }
 
-    /// One round of the slot's generation, reported to its job; runs without the lock.
-    private func advance(_ slot: Slot) {
-        guard let job = slot.job, var generation = slot.generation else { return }
+    /// Runs the slot's round up to a plain decode step, reporting what it produced; returns the
+    /// token to decode, if any. Runs without the lock.
+    private func begin(_ slot: Slot) -> Int? {
+        guard let job = slot.job, var generation = slot.generation else { return nil }
         var text = ""
         do {
-            try generation.advance { text += $0 }
+            let token = try generation.advanceToDecode { text += $0 }
             if generation.isRunning {
                 report(text, of: generation.result, for: job, in: slot)
                 slot.generation = generation
-                return
+                return token
             }
             let result = generation.finish { text += $0 }
             report(text, of: result, for: job, in: slot)
@@ -231,6 +239,22 @@ public final class InferenceScheduler: @unchecked Sendable {
         } catch {
             condition.lock()
             fail(slot, error)
+            condition.unlock()
+        }
+        return nil
+    }
+
+    /// Evaluates the slots' decode steps in one pass through the weights (each slot's logits
+    /// are those of a step of its own), and hands each its logits.
+    private func decode(_ steps: [(slot: Slot, token: Int)]) {
+        guard let first = steps.first else { return }
+        do {
+            let rows = steps.count == 1 ? [try first.slot.session.evaluate([first.token]).last]
+                : try Session.decode(steps.map(\.token), in: steps.map(\.slot.session))
+            for (step, row) in zip(steps, rows) { step.slot.generation?.completeDecode(row) }
+        } catch {
+            condition.lock()
+            for step in steps { fail(step.slot, error) }
             condition.unlock()
         }
     }
