@@ -51,7 +51,7 @@ struct GenerationPlanner: Sendable {
                                   code: "context_length_exceeded")
         }
         if let maxTokens = fields.maxTokens ?? fields.maxCompletionTokens {
-            guard maxTokens >= 0 else { throw .invalidRequest("max_tokens must be 0 or more") }
+            guard maxTokens >= 1 else { throw .invalidRequest("max_tokens must be at least 1") }
             guard prefilled + maxTokens <= contextSize else {
                 throw .invalidRequest("max_tokens \(maxTokens) plus the prompt's \(prefilled) tokens exceed the context of \(contextSize) tokens",
                                       code: "context_length_exceeded")

@@ -231,9 +231,10 @@ public final class InferenceScheduler: @unchecked Sendable {
             }
             let result = generation.finish { text += $0 }
             report(text, of: result, for: job, in: slot)
-            job.continuation.yield(.finished(result))
             onFinish(result, false)
+            // Freed as the client hears of it: its next request finds the slot idle.
             condition.lock()
+            job.continuation.yield(.finished(result))
             release(slot)
             condition.unlock()
         } catch {

@@ -83,6 +83,13 @@ public final class OpenAIServer: Sendable {
         router.get("v1/models") { _, _ in
             await self.counted("models") { self.json(self.modelList) }
         }
+        router.get("v1/models/:id") { _, context in
+            await self.counted("models") {
+                let id = context.parameters.get("id") ?? ""
+                try self.checkModel(id)
+                return self.json(self.modelList.data[0])
+            }
+        }
         router.get("health") { _, _ in
             await self.counted("health") {
                 let load = self.scheduler.load
