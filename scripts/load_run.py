@@ -7,7 +7,7 @@ prompt, then sends --requests requests from --concurrency client threads, a fres
   - chat ("Summarise: PASSAGE") or, two in five, text completions (PASSAGE as the prompt), the
     passages a few hundred characters from the Austen novels in /work/shared/data/austen;
   - half streamed (with stream_options.include_usage), half whole;
-  - two thirds at temperature 0, a third at temperature 0.8 with a seed;
+  - two thirds at temperature 0, a third at temperature 0.8 with a seed (and cache_prompt false);
   - 32 to 64 tokens each.
 A passage always comes with the same max_tokens and seed, and the pool of passages is small, so
 identical requests recur; their replies must match whether streamed or not and whatever ran
@@ -65,7 +65,10 @@ class Spec:
     def body(self, model: str) -> dict:
         body: dict = {"model": model, "max_tokens": self.max_tokens, "temperature": self.temperature, "stream": self.stream}
         if self.seed is not None:
+            # A seed reproduces a reply only from a fresh prefill: a cached prefix was summed in
+            # other batch sizes, and a last-bit difference can change a sampled token.
             body["seed"] = self.seed
+            body["cache_prompt"] = False
         if self.stream:
             body["stream_options"] = {"include_usage": True}
         if self.endpoint == "chat":

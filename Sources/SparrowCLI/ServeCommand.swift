@@ -53,8 +53,12 @@ struct ServeCommand: AsyncParsableCommand {
         let server = try OpenAIServer(model: model, draftModel: draftModel, sparsity: try sparsityOptions.sidecar(for: model),
                                       modelSHA256: try ModelStore().sha256(ofModelAt: model.file.path), configuration: configuration, pool: pool)
         let served = server.configuration
-        try await server.run { port in
-            FileHandle.standardError.write(Data("sparrow: serving \(served.modelID) on http://\(host):\(port) (\(parallel) slots of \(served.contextSize) tokens)\n".utf8))
+        do {
+            try await server.run { port in
+                FileHandle.standardError.write(Data("sparrow: serving \(served.modelID) on http://\(host):\(port) (\(parallel) slots of \(served.contextSize) tokens)\n".utf8))
+            }
+        } catch {
+            throw CLIError("serving on \(host):\(port) failed: \(error)")
         }
     }
 

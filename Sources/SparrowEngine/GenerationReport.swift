@@ -51,12 +51,15 @@ public struct GenerationReport: Encodable {
         let filterMs: Double?
         let prefillMs: Double?
         let filterSkipped: Bool?
+        /// Leading prompt tokens taken from the cache instead of evaluated.
+        let cacheN: Int
 
         // Spelled out so encoders without a key strategy (the server's) write the same names.
         enum CodingKeys: String, CodingKey {
             case promptN = "prompt_n", promptMs = "prompt_ms", promptPerSecond = "prompt_per_second"
             case predictedN = "predicted_n", predictedMs = "predicted_ms", predictedPerSecond = "predicted_per_second"
             case ttftMs = "ttft_ms", keptN = "kept_n", filterMs = "filter_ms", prefillMs = "prefill_ms", filterSkipped = "filter_skipped"
+            case cacheN = "cache_n"
         }
 
         public init(_ t: GenerationTimings) {
@@ -71,6 +74,7 @@ public struct GenerationReport: Encodable {
             filterMs = t.keptTokens.map { _ in t.filterSeconds * 1000 }
             prefillMs = t.keptTokens.map { _ in (t.promptSeconds - t.filterSeconds) * 1000 }
             filterSkipped = t.keptTokens.map { $0 >= t.promptTokens }
+            cacheN = t.reusedTokens
         }
     }
 

@@ -12,6 +12,10 @@ public struct GenerationOptions: Sendable {
     public var logprobs: Int?
     /// Chooses the prompt tokens to prefill (GemFilter or a baseline); nil prefills them all.
     public var promptFilter: (any PromptFilter)?
+    /// Start from the prompt's longest prefix already in the session's cache. Its keys and
+    /// values came from batches of other sizes, which sum in other orders, so a sampled reply
+    /// may differ from a fresh run's with the same seed (as llama-server's `cache_prompt`).
+    public var reusesCachedPrefix = true
     /// Drafts tokens for the model to verify several at a time (speculative decoding).
     public var speculation: SpeculationOptions?
 
@@ -215,7 +219,7 @@ public struct Generation {
             guard prefilled.count < session.capacity else {
                 throw EvaluationError(description: "the prompt has \(prefilled.count) tokens but the context holds \(session.capacity); raise --ctx-size or shorten the prompt")
             }
-            let reused = session.reusablePrefix(of: prefilled)
+            let reused = options.reusesCachedPrefix ? session.reusablePrefix(of: prefilled) : 0
             session.truncate(to: reused)
             result.timings.reusedTokens = reused
             unprefilled = prefilled[reused...]

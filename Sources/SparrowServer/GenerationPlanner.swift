@@ -33,6 +33,7 @@ struct GenerationPlanner: Sendable {
         if options.stopStrings.contains("") { throw .invalidRequest("stop strings must not be empty") }
         if let logprobs, !(0...20).contains(logprobs) { throw .invalidRequest("top_logprobs must be within 0...20") }
         options.logprobs = logprobs
+        options.reusesCachedPrefix = fields.cachePrompt ?? true
 
         var request = InferenceRequest(prompt: prompt, options: options)
         let methods = defaults.overridden(by: fields.sparrow)

@@ -19,6 +19,8 @@ struct GenerationFields: Decodable {
     var stream: Bool?
     var streamOptions: StreamOptions?
     var n: Int?
+    /// llama-server's: reuse the slot's cached prefix (default true).
+    var cachePrompt: Bool?
     var sparrow: SparrowExtension?
 
     struct StreamOptions: Decodable {
@@ -29,7 +31,7 @@ struct GenerationFields: Decodable {
     enum CodingKeys: String, CodingKey {
         case model, temperature, seed, stop, stream, n, sparrow
         case maxTokens = "max_tokens", maxCompletionTokens = "max_completion_tokens", topP = "top_p", topK = "top_k", minP = "min_p"
-        case repeatPenalty = "repeat_penalty", streamOptions = "stream_options"
+        case repeatPenalty = "repeat_penalty", streamOptions = "stream_options", cachePrompt = "cache_prompt"
     }
 }
 

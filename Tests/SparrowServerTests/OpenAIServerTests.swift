@@ -151,6 +151,20 @@ import Testing
         }
     }
 
+    /// A slot's next request reuses the prefix its cache holds, unless it says cache_prompt false.
+    @Test func cachedPrefixIsReusedUnlessRefused() async throws {
+        try await withServer(slots: 1) { client in
+            func cached(_ extra: [String: Any]) async throws -> Int? {
+                let json = try await client.post("/v1/chat/completions", chatBody("Name a river.", maxTokens: 4, extra: extra)).json
+                return ((json["sparrow"] as? [String: Any])?["timings"] as? [String: Any])?["cache_n"] as? Int
+            }
+            #expect(try await cached([:]) == 0)
+            let prompt = try Served.model.get().chatPromptTokens([ChatMessage(role: "user", content: "Name a river.")])
+            #expect(try await cached([:]) == prompt.count - 1)
+            #expect(try await cached(["cache_prompt": false]) == 0)
+        }
+    }
+
     /// Each bad request gets a 4xx with an OpenAI error body, and the server keeps serving.
     @Test func badRequestsGetClearErrors() async throws {
         let long = String(repeating: "the quick brown fox jumps over the lazy dog ", count: 80)
