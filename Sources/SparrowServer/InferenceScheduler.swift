@@ -88,7 +88,6 @@ public final class InferenceScheduler: @unchecked Sendable {
     private var cancelled: Set<ObjectIdentifier> = []
     private var stopping = false
     private let condition = NSCondition()
-    private var thread: Thread?
     private let onFinish: @Sendable (GenerationResult, _ cancelled: Bool) -> Void
 
     /// - Parameter onFinish: called on the engine thread with each generation that ran to its
@@ -103,9 +102,9 @@ public final class InferenceScheduler: @unchecked Sendable {
             Slot(session: Session(model: model.transformer, contextSize: contextSize, pool: pool),
                  draft: try draftModel.map { try DraftModel(model: $0, target: model, contextSize: contextSize, pool: pool) })
         }
-        let thread = Thread { [unowned self] in self.run() }
+        // The thread keeps the scheduler alive until `shutdown`.
+        let thread = Thread { self.run() }
         thread.name = "sparrow-engine"
-        self.thread = thread
         thread.start()
     }
 
@@ -136,7 +135,8 @@ public final class InferenceScheduler: @unchecked Sendable {
         return (slots.count { $0.job != nil }, slots.count, waiting.count)
     }
 
-    /// Stops the engine thread after its current round; queued and running jobs fail.
+    /// Stops the engine thread after its current round; queued and running jobs fail. The
+    /// scheduler lives until this is called.
     public func shutdown() {
         condition.lock()
         stopping = true

@@ -60,6 +60,8 @@ public final class OpenAIServer: Sendable {
         _ = try planner.plan(prompt: [0], fields: GenerationFields(), logprobs: nil)
     }
 
+    deinit { scheduler.shutdown() }
+
     /// Serves until the task is cancelled or the process gets SIGINT or SIGTERM.
     /// - Parameter onRunning: called with the port once the server listens.
     public func run(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
