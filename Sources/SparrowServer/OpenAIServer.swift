@@ -235,8 +235,10 @@ public final class OpenAIServer: Sendable {
         } catch {
             throw APIError(status: .contentTooLarge, message: "the request body is larger than \(Self.largestBody) bytes", type: "invalid_request_error", code: nil)
         }
+        let data = Data(buffer: body)
+        guard String(validating: data, as: UTF8.self) != nil else { throw APIError.invalidRequest("the request body is not valid UTF-8") }
         do {
-            return try JSONDecoder().decode(T.self, from: Data(buffer: body))
+            return try JSONDecoder().decode(T.self, from: data)
         } catch {
             throw APIError(decoding: error)
         }

@@ -190,8 +190,10 @@ import Testing
             }
             #expect(try await client.post("/v1/completions", #"{"prompt": "hi", "max_tokens": 0}"#).status == 400)
             #expect(try await client.post("/detokenize", #"{"tokens": [1, 99999999]}"#).status == 400)
+            let invalidUTF8 = try await client.post("/v1/chat/completions", bytes: Array(#"{"messages": [{"role": "user", "content": ""#.utf8) + [0xFF, 0xFE] + Array(#""}]}"#.utf8))
+            #expect(invalidUTF8.status == 400 && invalidUTF8.errorMessage == "the request body is not valid UTF-8")
             #expect(try await client.post("/v1/chat/completions", chatBody("Still there?", maxTokens: 4)).status == 200)
-            #expect(try await client.metric("sparrow_requests_total{endpoint=\"chat_completions\",status=\"400\"}") == 10)
+            #expect(try await client.metric("sparrow_requests_total{endpoint=\"chat_completions\",status=\"400\"}") == 11)
         }
     }
 

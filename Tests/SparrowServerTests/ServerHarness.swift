@@ -34,7 +34,12 @@ struct ServerClient {
     }
 
     func post(_ path: String, _ json: String) async throws -> HTTPReply {
-        try await send(postRequest(path, json))
+        try await send(postRequest(path, ByteBuffer(string: json)))
+    }
+
+    /// A body of raw bytes (which need not be UTF-8).
+    func post(_ path: String, bytes: [UInt8]) async throws -> HTTPReply {
+        try await send(postRequest(path, ByteBuffer(bytes: bytes)))
     }
 
     func post(_ path: String, _ object: [String: Any]) async throws -> HTTPReply {
@@ -45,7 +50,7 @@ struct ServerClient {
     /// sees each as it arrives and returns false to stop reading (dropping the connection).
     func stream(_ path: String, _ object: [String: Any], onEvent: (String) -> Bool = { _ in true }) async throws -> (status: Int, events: [String]) {
         let body = String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self)
-        let response = try await http.execute(postRequest(path, body), timeout: .seconds(120))
+        let response = try await http.execute(postRequest(path, ByteBuffer(string: body)), timeout: .seconds(120))
         var events: [String] = [], pending = ""
         for try await buffer in response.body {
             pending += String(buffer: buffer)
@@ -83,11 +88,11 @@ struct ServerClient {
         return line.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
     }
 
-    private func postRequest(_ path: String, _ json: String) -> HTTPClientRequest {
+    private func postRequest(_ path: String, _ body: ByteBuffer) -> HTTPClientRequest {
         var request = HTTPClientRequest(url: base + path)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
-        request.body = .bytes(ByteBuffer(string: json))
+        request.body = .bytes(body)
         return request
     }
 
