@@ -60,7 +60,7 @@ struct BenchCommand: ParsableCommand {
         guard contextSize <= model.config.trainedContextLength else {
             throw CLIError("--n-prompt + --n-gen = \(contextSize) exceeds the model's context length \(model.config.trainedContextLength)")
         }
-        let pool = ThreadPool(threadCount: modelOptions.threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        let pool = modelOptions.pool()
         var tests: [BenchmarkTest] = []
         if promptTokens > 0 { tests.append(BenchmarkTest(.promptProcessing, tokens: promptTokens)) }
         if generatedTokens > 0 { tests.append(BenchmarkTest(.textGeneration, tokens: generatedTokens)) }

@@ -87,7 +87,7 @@ struct CalibrateSparsityCommand: ParsableCommand {
         options.tokens = tokens
         options.rank = rank
         options.epochs = epochs
-        let pool = ThreadPool(threadCount: modelOptions.threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        let pool = modelOptions.pool()
         let sidecar = try SparsityCalibration.run(model: model, text: try readText(file: text, role: "calibration text"),
                                                   textName: URL(fileURLWithPath: text).lastPathComponent, modelSHA256: sha256,
                                                   options: options, pool: pool) { line in

@@ -25,10 +25,14 @@ struct ModelOptions: ParsableArguments {
     }
 
     func session(for model: LanguageModel) throws -> Session {
-        let size = contextSize ?? model.defaultContextSize
-        let pool = ThreadPool(threadCount: threads ?? ProcessInfo.processInfo.activeProcessorCount)
-        return Session(model: model.transformer, contextSize: size, pool: pool)
+        Session(model: model.transformer, contextSize: contextSize(for: model), pool: pool())
     }
+
+    /// The context size asked for, else the model's default.
+    func contextSize(for model: LanguageModel) -> Int { contextSize ?? model.defaultContextSize }
+
+    /// A pool of the threads asked for (default: all cores).
+    func pool() -> ThreadPool { ThreadPool(threadCount: threads ?? ProcessInfo.processInfo.activeProcessorCount) }
 }
 
 /// Errors shown to the user as one line on stderr with a non-zero exit.

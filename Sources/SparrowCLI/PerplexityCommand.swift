@@ -43,7 +43,7 @@ struct PerplexityCommand: ParsableCommand {
         let model = try modelOptions.load()
         var tokens = model.tokenizer.encode(try readText(file: text, role: "text"), addSpecial: false, parseSpecial: false)
         if let maxTokens { tokens = Array(tokens.prefix(maxTokens)) }
-        let pool = ThreadPool(threadCount: modelOptions.threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        let pool = modelOptions.pool()
         let session = Session(model: model.transformer, contextSize: ctx, pool: pool)
         let sparsity = try sparsityOptions.method(for: model, pool: pool)
         session.decodeFeedForward = sparsity

@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import SparrowEngine
-import SparrowKernels
 import SparrowServer
 
 struct ServeCommand: AsyncParsableCommand {
@@ -42,16 +41,15 @@ struct ServeCommand: AsyncParsableCommand {
     func run() async throws {
         try rejectInvalidUTF8Arguments()
         let model = try modelOptions.load()
-        let draftModel = try speculationFlags.draftModel.map { try LanguageModel(path: try ModelStore().resolve($0, pullIfMissing: true)) }
-        let pool = ThreadPool(threadCount: modelOptions.threads ?? ProcessInfo.processInfo.activeProcessorCount)
-        var configuration = ServerConfiguration(modelID: alias ?? modelID, contextSize: modelOptions.contextSize ?? model.defaultContextSize)
+        let draftModel = try speculationFlags.loadDraftModel()
+        var configuration = ServerConfiguration(modelID: alias ?? modelID, contextSize: modelOptions.contextSize(for: model))
         configuration.host = host
         configuration.port = port
         configuration.slots = parallel
         configuration.queueCapacity = queueSize
         configuration.defaults = defaults
         let server = try OpenAIServer(model: model, draftModel: draftModel, sparsity: try sparsityOptions.sidecar(for: model),
-                                      modelSHA256: try ModelStore().sha256(ofModelAt: model.file.path), configuration: configuration, pool: pool)
+                                      modelSHA256: try ModelStore().sha256(ofModelAt: model.file.path), configuration: configuration, pool: modelOptions.pool())
         let served = server.configuration
         do {
             try await server.run { port in

@@ -74,7 +74,7 @@ struct SparsityFrontierCommand: ParsableCommand {
         guard let sidecar = try options.sidecar(for: model) else { return }
         let tokens = Array(model.tokenizer.encode(try readText(file: text, role: "text"), addSpecial: false, parseSpecial: false).prefix(maxTokens))
         let evaluation = try PerplexityEvaluation(contextSize: ctx, stepwise: true, bos: model.tokenizer.addsBOS ? model.tokenizer.bosToken : nil)
-        let pool = ThreadPool(threadCount: modelOptions.threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        let pool = modelOptions.pool()
         var frontier = SparsityFrontier(model: model, sidecar: sidecar, evaluation: evaluation, pool: pool)
         frontier.decodeTokens = decodeTokens
         frontier.repetitions = repetitions

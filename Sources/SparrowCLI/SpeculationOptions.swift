@@ -58,8 +58,12 @@ struct SpeculationFlags: ParsableArguments {
 
     private func source(target: LanguageModel, session: Session) throws -> (any DraftSource)? {
         if lookup { return PromptLookupDraft(ngram: lookupNgram, minimumNgram: lookupMinNgram) }
-        guard let draftModel else { return nil }
-        let draft = try LanguageModel(path: try ModelStore().resolve(draftModel, pullIfMissing: true))
+        guard let draft = try loadDraftModel() else { return nil }
         return try DraftModel(model: draft, target: target, contextSize: session.capacity, pool: session.pool, minimumConfidence: draftMinP)
+    }
+
+    /// The --draft-model, pulled first when it is a catalog name not yet cached.
+    func loadDraftModel() throws -> LanguageModel? {
+        try draftModel.map { try LanguageModel(path: try ModelStore().resolve($0, pullIfMissing: true)) }
     }
 }

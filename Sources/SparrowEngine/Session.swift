@@ -98,11 +98,7 @@ public final class Session: @unchecked Sendable {
         try checkAppendable(tokens)
         let vocab = model.vocabularySize
         let rows = selection == .all ? tokens.count : 1
-        if rows > logitsRowCapacity {
-            logitsBuffer.deallocate()
-            logitsBuffer = .allocate(capacity: rows * vocab)
-            logitsRowCapacity = rows
-        }
+        reserveLogitsRows(rows)
         var start = 0
         while start < tokens.count {
             let end = min(start + batchCapacity, tokens.count)
@@ -132,11 +128,7 @@ public final class Session: @unchecked Sendable {
             try session.checkAppendable([token])
         }
         let vocab = leader.model.vocabularySize
-        if n > leader.logitsRowCapacity {
-            leader.logitsBuffer.deallocate()
-            leader.logitsBuffer = .allocate(capacity: n * vocab)
-            leader.logitsRowCapacity = n
-        }
+        leader.reserveLogitsRows(n)
         let layers = leader.layers, hidden = leader.hidden, positions = sessions.map(\.count)
         // The new keys and values land in the feed-forward buffers, free until the block runs,
         // before moving to each session's cache.
@@ -158,6 +150,14 @@ public final class Session: @unchecked Sendable {
             if i > 0 { session.logitsBuffer.update(from: leader.logitsBuffer + i * vocab, count: vocab) }
             return UnsafeBufferPointer(start: session.logitsBuffer, count: vocab)
         }
+    }
+
+    /// Grows the logits buffer to hold `rows` rows (its contents are not kept).
+    private func reserveLogitsRows(_ rows: Int) {
+        guard rows > logitsRowCapacity else { return }
+        logitsBuffer.deallocate()
+        logitsBuffer = .allocate(capacity: rows * model.vocabularySize)
+        logitsRowCapacity = rows
     }
 
     /// Runs `tokens` from an empty cache through layers 0..<layer and layer `layer` up to its

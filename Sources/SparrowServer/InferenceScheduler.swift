@@ -80,7 +80,6 @@ public final class InferenceScheduler: @unchecked Sendable {
     }
 
     public let model: LanguageModel
-    public let contextSize: Int
     public let queueCapacity: Int
     private let slots: [Slot]
     private var waiting: [InferenceJob] = []
@@ -95,7 +94,6 @@ public final class InferenceScheduler: @unchecked Sendable {
     public init(model: LanguageModel, draftModel: LanguageModel? = nil, contextSize: Int, slots: Int, queueCapacity: Int,
                 pool: ThreadPool, onFinish: @escaping @Sendable (GenerationResult, _ cancelled: Bool) -> Void = { _, _ in }) throws {
         self.model = model
-        self.contextSize = contextSize
         self.queueCapacity = queueCapacity
         self.onFinish = onFinish
         self.slots = try (0..<slots).map { _ in
@@ -198,7 +196,7 @@ public final class InferenceScheduler: @unchecked Sendable {
     /// The idle slot whose cache shares the longest prefix with `prompt`, so a conversation's
     /// next turn reuses its earlier prefill.
     private func bestSlot(for prompt: [Int]) -> Slot? {
-        slots.filter { $0.job == nil }.max { $0.session.reusablePrefix(of: prompt) < $1.session.reusablePrefix(of: prompt) }
+        slots.filter { $0.job == nil }.map { ($0, $0.session.reusablePrefix(of: prompt)) }.max { $0.1 < $1.1 }?.0
     }
 
     private func seat(_ job: InferenceJob, in slot: Slot) {
