@@ -140,17 +140,6 @@ import Testing
         }
     }
 
-    /// A reply arrives only once its slot is free again: with no queue, requests sent one
-    /// after another never find the server busy.
-    @Test func sequentialRequestsFindTheSlotFree() async throws {
-        try await withServer(slots: 1, queue: 0) { client in
-            for _ in 0..<30 {
-                let reply = try await client.post("/v1/completions", ["prompt": "Count: one, two,", "max_tokens": 4, "temperature": 0])
-                #expect(reply.status == 200)
-            }
-        }
-    }
-
     /// A slot's next request reuses the prefix its cache holds, unless it says cache_prompt false.
     @Test func cachedPrefixIsReusedUnlessRefused() async throws {
         try await withServer(slots: 1) { client in
