@@ -131,10 +131,30 @@ struct LayerComputation {
         return n
     }
 
-    /// The output norm and projection of the `n` rows of `hidden`.
-    func logits(hidden: UnsafeMutablePointer<Float>, rows n: Int, order: SummationOrder = .referenceBatch, into logits: UnsafeMutablePointer<Float>) {
-        normRows(hidden, weight: model.outputNorm, into: buffers.normed, rows: n, width: model.config.embeddingSize)
-        matmul(model.output, buffers.normed, tokens: n, order: order, into: logits)
+    /// The output norm and projection of the `n` rows of `hidden`. With `only` (ascending token
+    /// ids), only those logits are computed, each as the full projection's would be, and every
+    /// other logit is -infinity.
+    func logits(hidden: UnsafeMutablePointer<Float>, rows n: Int, order: SummationOrder = .referenceBatch, only: [Int32]? = nil,
+                into logits: UnsafeMutablePointer<Float>) {
+        let d = model.config.embeddingSize
+        normRows(hidden, weight: model.outputNorm, into: buffers.normed, rows: n, width: d)
+        guard let only else { return matmul(model.output, buffers.normed, tokens: n, order: order, into: logits) }
+        let vocab = model.vocabularySize
+        only.withUnsafeBufferPointer { ids in
+            for r in 0..<n {
+                let row = logits + r * vocab
+                // Computed into the row's first ids.count entries, then moved up to their ids
+                // from the last down (ids[i] >= i, so nothing unread is overwritten).
+                matmul.selectedRows(model.output, buffers.normed + r * d, rows: ids, into: row)
+                var next = vocab
+                for i in stride(from: ids.count - 1, through: -1, by: -1) {
+                    let id = i >= 0 ? Int(ids[i]) : -1
+                    (row + id + 1).update(repeating: -.infinity, count: next - id - 1)
+                    if i >= 0 { row[id] = row[i] }
+                    next = id
+                }
+            }
+        }
     }
 
     /// The smaller of two optional attention windows (nil: unbounded), without allocating:

@@ -34,6 +34,17 @@ public final class Session: @unchecked Sendable {
         set { hooks.observer = newValue }
     }
     private var hooks = FeedForwardHooks()
+    /// Token ids (ascending, in range) whose logits evaluation computes; every other logit is
+    /// -infinity. nil: all. A caller that only ranks likely tokens (a draft model) reads fewer
+    /// output-projection rows.
+    public var logitTokens: [Int32]? {
+        didSet {
+            if let ids = logitTokens {
+                precondition(zip(ids, ids.dropFirst()).allSatisfy { $0 < $1 } && ids.allSatisfy { $0 >= 0 && Int($0) < model.vocabularySize },
+                             "logit tokens must be ascending ids of the vocabulary")
+            }
+        }
+    }
     private let layers: LayerComputation
     private let keys: [UnsafeMutablePointer<Float>]    // per layer: capacity × kvDim
     private let values: [UnsafeMutablePointer<Float>]
@@ -224,7 +235,7 @@ public final class Session: @unchecked Sendable {
                               keepingRowsFrom: l == last ? logitsFrom : 0, order: order, hooks: hooks)
         }
         self.tokens += tokens
-        if stop == nil && n > 0 { layers.logits(hidden: hidden, rows: n, order: order, into: logits) }
+        if stop == nil && n > 0 { layers.logits(hidden: hidden, rows: n, order: order, only: logitTokens, into: logits) }
     }
 }
 

@@ -22,6 +22,8 @@ public final class MatMul: @unchecked Sendable {
     private static let tokenTile = 64
     /// Panel bytes that stay in L2 while unpacked weight rows meet them.
     private static let panelChunkBytes = 384 << 10
+    /// Row pairs ahead of the panel kernels that are prefetched.
+    private static let pairsAhead = 4
 
     public init(pool: ThreadPool) { self.pool = pool }
 
@@ -201,6 +203,8 @@ public final class MatMul: @unchecked Sendable {
                 for pair in pairs {
                     let r0 = 2 * pair, r1 = min(r0 + 1, rows - 1)
                     let weights = (w.row(r0), w.row(r1))
+                    // The panels' sums are compute-bound: fetch the rows after next meanwhile.
+                    if pair + Self.pairsAhead < pairs.upperBound { sparrow_prefetch(w.row(2 * (pair + Self.pairsAhead)), 2 * w.rowBytes) }
                     kernel.unpack(weights.0, into: first)
                     kernel.unpack(weights.1, into: second)
                     for p in p0..<min(layout.panelCount, p0 + chunk) {

@@ -158,6 +158,38 @@ import Testing
         #expect(drafted.speculation!.acceptanceRate > 0.9, "a model drafting for itself is nearly always right")
     }
 
+    /// A session asked for some logits computes exactly those, and only those.
+    @Test func restrictedLogitsAreTheFullLogitsAtThoseIds() throws {
+        let model = try catalogModel("smollm2-135m")
+        let pool = ThreadPool(threadCount: 2)
+        let prompt = model.promptTokens(code)
+        let full = Session(model: model.transformer, contextSize: 256, pool: pool)
+        let expected = Array(try full.evaluate(prompt).last)
+        let restricted = Session(model: model.transformer, contextSize: 256, pool: pool)
+        let ids: [Int32] = [0, 1, 7, 500, 501, 20000, Int32(model.transformer.vocabularySize - 1)]
+        restricted.logitTokens = ids
+        let logits = Array(try restricted.evaluate(prompt).last)
+        for (id, value) in logits.enumerated() {
+            #expect(value == (ids.contains(Int32(id)) ? expected[id] : -.infinity), "id \(id)")
+        }
+    }
+
+    /// A draft model limited to common ids plus the text's own tokens drafts only those, and
+    /// greedy output stays plain greedy's.
+    @Test func aVocabularyLimitedDraftKeepsPlainGreedyOutput() throws {
+        let model = try catalogModel("smollm2-135m")
+        let pool = ThreadPool(threadCount: 2)
+        let prompt = model.promptTokens(code)
+        let plain = try generate(model, prompt: prompt, speculation: nil, pool: pool)
+        var drafter = try DraftModel(model: model, target: model, contextSize: 256, pool: pool, vocabularyLimit: 1000)
+        var sampler = Sampler(SamplingParameters())
+        let drafts = try drafter.draft(after: prompt, count: 6, sampler: &sampler)
+        #expect(drafts.count == 6 && drafts.allSatisfy { $0.token < 1000 || prompt.contains($0.token) }, "\(drafts.map(\.token))")
+        let drafted = try generate(model, prompt: prompt, speculation: everyStep(drafter, maxDraft: 4), pool: pool)
+        #expect(drafted.generatedTokens == plain.generatedTokens)
+        #expect(drafted.speculation!.accepted > 10, "\(drafted.speculation!)")
+    }
+
     /// A verification pass sums each row as a decode step does, so on a model with every
     /// kind of weight (Qwen 0.5B: Q4_K, Q6_K, Q5_0, Q8_0) its logits are bit for bit those of
     /// evaluating its tokens one at a time, for batches that fill 4, 8 and 16 lanes per row.
