@@ -103,26 +103,28 @@ enum PanelDot<D: Int8DotProduct> {
 
     /// Q4_K. `perPair`: llama.cpp's repacked-gemm order (a float multiply-add per 64-element
     /// pair of sub-blocks); otherwise `QuantDot.q4_K`'s (an exact integer sum per super-block,
-    /// then one). Each token's lanes are folded as integers, which is exact.
+    /// then one). Each token's lanes are folded as integers, which is exact. Scales, minimums
+    /// and the two f16 factors come decoded from `PanelRow.unpackQ4_K`.
     @inline(__always)
-    static func q4_K<L: PanelLanes>(_ rows: Pair<UnsafeRawPointer>, _ unpacked: Pair<UnsafeRawPointer>, _ x: Q8KPanel, blocks: Int,
+    static func q4_K<L: PanelLanes>(_ unpacked: Pair<UnsafeRawPointer>, _ x: Q8KPanel, blocks: Int,
                                     perPair: Bool, _: L.Type) -> Pair<SIMD16<Float>> {
         var acc = (SIMD16<Float>(), SIMD16<Float>()), accMin = acc
         let xq = UnsafeRawPointer(x.quants), width = 4 * L.perToken, vectors = 32 / width
         for b in 0..<blocks {
             let dA = UnsafeRawPointer(x.scales).simd(SIMD16<Float>.self, at: 64 * b)
-            let blockBytes = (rows.0 + 144 * b, rows.1 + 144 * b)
-            let packed = (unpackQ4KScales(blockBytes.0 + 4), unpackQ4KScales(blockBytes.1 + 4))
-            let d = (SIMD16(repeating: blockBytes.0.float16(at: 0)) * dA, SIMD16(repeating: blockBytes.1.float16(at: 0)) * dA)
-            let dMin = (SIMD16(repeating: blockBytes.0.float16(at: 2)) * dA, SIMD16(repeating: blockBytes.1.float16(at: 2)) * dA)
+            let meta = (unpacked.0 + PanelRow.q4KMetadata(block: b, blocks: blocks), unpacked.1 + PanelRow.q4KMetadata(block: b, blocks: blocks))
+            let d = (SIMD16(repeating: meta.0.load(fromByteOffset: 64, as: Float.self)) * dA,
+                     SIMD16(repeating: meta.1.load(fromByteOffset: 64, as: Float.self)) * dA)
+            let dMin = (SIMD16(repeating: meta.0.load(fromByteOffset: 68, as: Float.self)) * dA,
+                        SIMD16(repeating: meta.1.load(fromByteOffset: 68, as: Float.self)) * dA)
             var blockSum = (SIMD16<Int32>(), SIMD16<Int32>()), blockMin = blockSum
-            @inline(__always) func add(_ sub: Pair<SIMD16<Int32>>, _ scales: (scales: SIMD8<UInt8>, mins: SIMD8<UInt8>), pair: Int,
+            @inline(__always) func add(_ sub: Pair<SIMD16<Int32>>, _ meta: UnsafeRawPointer, pair: Int,
                                        _ d: SIMD16<Float>, _ dMin: SIMD16<Float>, _ acc: inout SIMD16<Float>, _ accMin: inout SIMD16<Float>,
                                        _ sum: inout SIMD16<Int32>, _ minSum: inout SIMD16<Int32>) {
                 let a = 2 * pair
-                let total = sub.0 &* SIMD16(repeating: Int32(scales.scales[a])) &+ sub.1 &* SIMD16(repeating: Int32(scales.scales[a + 1]))
-                let minTotal = subBlockSum(x, 8 * b + a) &* SIMD16(repeating: Int32(scales.mins[a]))
-                    &+ subBlockSum(x, 8 * b + a + 1) &* SIMD16(repeating: Int32(scales.mins[a + 1]))
+                let total = sub.0 &* sparrow_broadcast_i32(meta + 4 * a) &+ sub.1 &* sparrow_broadcast_i32(meta + 4 * a + 4)
+                let minTotal = subBlockSum(x, 8 * b + a) &* sparrow_broadcast_i32(meta + 32 + 4 * a)
+                    &+ subBlockSum(x, 8 * b + a + 1) &* sparrow_broadcast_i32(meta + 36 + 4 * a)
                 if perPair {
                     acc.addProduct(sparrow_i32x16_to_f32(L.fold(total)), d)
                     accMin.addProduct(sparrow_i32x16_to_f32(minTotal), dMin)
@@ -140,8 +142,8 @@ enum PanelDot<D: Int8DotProduct> {
                     s0 = D.dot(s0, L.broadcast(unpacked.0 + at), low); s1 = D.dot(s1, L.broadcast(unpacked.0 + at + 32), high)
                     t0 = D.dot(t0, L.broadcast(unpacked.1 + at), low); t1 = D.dot(t1, L.broadcast(unpacked.1 + at + 32), high)
                 }
-                add((s0, s1), packed.0, pair: pair, d.0, dMin.0, &acc.0, &accMin.0, &blockSum.0, &blockMin.0)
-                add((t0, t1), packed.1, pair: pair, d.1, dMin.1, &acc.1, &accMin.1, &blockSum.1, &blockMin.1)
+                add((s0, s1), meta.0, pair: pair, d.0, dMin.0, &acc.0, &accMin.0, &blockSum.0, &blockMin.0)
+                add((t0, t1), meta.1, pair: pair, d.1, dMin.1, &acc.1, &accMin.1, &blockSum.1, &blockMin.1)
             }
             if !perPair {
                 acc.0.addProduct(sparrow_i32x16_to_f32(L.fold(blockSum.0)), d.0)
@@ -257,14 +259,29 @@ enum PanelRow {
     /// Bytes `unpack` writes per row of `cols` elements.
     static func q8BlockBytes(cols: Int) -> Int { 2 * cols }
 
+    /// Q4_K: the quants (256 bytes per super-block), then per super-block its eight scales and
+    /// eight minimums as int32 and d and dmin as f32 (`q4KMetadata`), decoded once per row so
+    /// that the kernel broadcasts each from memory.
     static func unpackQ4_K(_ row: UnsafeRawPointer, blocks: Int, into dst: UnsafeMutableRawPointer) {
         for b in 0..<blocks {
+            let block = row + 144 * b
             for pair in 0..<4 {
-                let q = sparrow_nibbles64((row + 144 * b).simd(SIMD32<UInt8>.self, at: 16 + 32 * pair))
+                let q = sparrow_nibbles64(block.simd(SIMD32<UInt8>.self, at: 16 + 32 * pair))
                 dst.storeBytes(of: q, toByteOffset: 256 * b + 64 * pair, as: SIMD64<UInt8>.self)
             }
+            let meta = dst + q4KMetadata(block: b, blocks: blocks), (scales, mins) = unpackQ4KScales(block + 4)
+            for i in 0..<8 {
+                meta.storeBytes(of: Int32(scales[i]), toByteOffset: 4 * i, as: Int32.self)
+                meta.storeBytes(of: Int32(mins[i]), toByteOffset: 32 + 4 * i, as: Int32.self)
+            }
+            meta.storeBytes(of: block.float16(at: 0), toByteOffset: 64, as: Float.self)
+            meta.storeBytes(of: block.float16(at: 2), toByteOffset: 68, as: Float.self)
         }
     }
+
+    /// Where super-block `block`'s decoded scales start in an unpacked Q4_K row.
+    @inline(__always) static func q4KMetadata(block: Int, blocks: Int) -> Int { 256 * blocks + q4KMetadataBytes * block }
+    static let q4KMetadataBytes = 80
 
     /// Q6_K: unsigned quants (0...63) or, `signed`, quants - 32 followed by the int32
     /// -128 * (sum of each 4) (2 * cols bytes).
@@ -321,11 +338,11 @@ struct Q4KPanels<D: Int8DotProduct>: PanelKernel {
     let panels: PanelSource
     let blocks: Int
     let order: SummationOrder
-    var unpackedBytes: Int { 256 * blocks }
+    var unpackedBytes: Int { (256 + PanelRow.q4KMetadataBytes) * blocks }
     func unpack(_ row: UnsafeRawPointer, into dst: UnsafeMutableRawPointer) { PanelRow.unpackQ4_K(row, blocks: blocks, into: dst) }
     func sums<L: PanelLanes>(_ rows: (UnsafeRawPointer, UnsafeRawPointer), _ unpacked: (UnsafeRawPointer, UnsafeRawPointer), panel: Int,
                              _: L.Type) -> (SIMD16<Float>, SIMD16<Float>) {
-        PanelDot<D>.q4_K(rows, unpacked, panels.layout.q8K(panels.memory, panel), blocks: blocks, perPair: order == .referenceBatch, L.self)
+        PanelDot<D>.q4_K(unpacked, panels.layout.q8K(panels.memory, panel), blocks: blocks, perPair: order == .referenceBatch, L.self)
     }
 }
 
