@@ -58,17 +58,24 @@ enum QuantDot<D: Int8DotProduct> {
     // each, exact; each block adds (dw * dx) * lane to eight f32 accumulators with one fused
     // multiply-add; the lanes are summed in hsum_float_8's order. Q4_1's minimum term
     // (m * s per block) is a separate scalar sum added last, as there.
+    // Two rows run side by side, one per half of each 512-bit vector: the activation block is
+    // loaded once for both, and every vector instruction does both rows' work (decoding one
+    // row at a time left these formats bound by instruction count, not memory).
     @inline(__always)
-    static func q8Block<F: Q8BlockFormat>(_ w: UnsafeRawPointer, _ x: Q8Row, blocks: Int, _: F.Type) -> Float {
-        var acc = SIMD8<Float>(), minimums: Float = 0
+    static func q8BlockPair<F: Q8BlockFormat>(_ w: (UnsafeRawPointer, UnsafeRawPointer), _ x: Q8Row, blocks: Int, _: F.Type) -> (Float, Float) {
+        var acc = SIMD16<Float>(), minimums: (Float, Float) = (0, 0)
         for b in 0..<blocks {
-            let block = w + F.blockBytes * b, xs = x.scales[b]
-            var dot = D.dot(.zero, F.quants(block), UnsafeRawPointer(x.quants + 32 * b).simd(SIMD32<Int8>.self))
-            if F.offset != 0 { dot &-= x.offsetSums[b] }
-            acc.addProduct(sparrow_i32x8_to_f32(dot), SIMD8(repeating: F.scale(block) * xs.x))
-            if F.hasMinimum { minimums.addProduct(F.minimum(block), xs.y) }
+            let block = (w.0 + F.blockBytes * b, w.1 + F.blockBytes * b), xs = x.scales[b]
+            var dot = D.dot(.zero, sparrow_concat_u8x32(F.quants(block.0), F.quants(block.1)), sparrow_broadcast32_i8(x.quants + 32 * b))
+            if F.offset != 0 { dot &-= sparrow_broadcast8_i32(x.offsetSums + b) }
+            acc.addProduct(sparrow_i32x16_to_f32(dot), sparrow_halves_f32(F.scale(block.0) * xs.x, F.scale(block.1) * xs.x))
+            if F.hasMinimum {
+                minimums.0.addProduct(F.minimum(block.0), xs.y)
+                minimums.1.addProduct(F.minimum(block.1), xs.y)
+            }
         }
-        return F.hasMinimum ? sparrow_reduce_add_f32x8(acc) + minimums : sparrow_reduce_add_f32x8(acc)
+        let sums = (sparrow_reduce_add_f32x8(acc.lowHalf), sparrow_reduce_add_f32x8(acc.highHalf))
+        return F.hasMinimum ? (sums.0 + minimums.0, sums.1 + minimums.1) : sums
     }
 
     /// Q4_K as llama.cpp's gemv sums it for weights it repacks (on x86, Q4_K matrices with
