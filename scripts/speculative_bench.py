@@ -19,7 +19,7 @@ lookup mode, each in its own server, in rotating order per repetition. Dev-time 
 release build (`swift build -c release --product sparrow`).
 
   python3 scripts/speculative_bench.py -m qwen2.5-coder-1.5b --draft-model qwen2.5-coder-0.5b \\
-      [--reps 3] [--draft-max 8] [--peer] [--json docs/results/speculative-qwen2.5-coder-1.5b.json]
+      [--reps 3] [--draft-max 7] [--peer] [--json docs/results/speculative-qwen2.5-coder-1.5b.json]
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def main() -> None:
     parser.add_argument("-m", "--model", default="qwen2.5-coder-1.5b")
     parser.add_argument("--draft-model", default="qwen2.5-coder-0.5b")
     parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--draft-max", type=int, default=8)
+    parser.add_argument("--draft-max", type=int, default=7)
     parser.add_argument("--lookup-ngram", type=int, default=3)
     parser.add_argument("--lookup-min-ngram", type=int, default=1)
     parser.add_argument("--task", action="append", help="only these tasks (repeatable)")
