@@ -66,8 +66,8 @@ enum QuantDot<D: Int8DotProduct> {
         var acc = SIMD16<Float>(), minimums: (Float, Float) = (0, 0)
         for b in 0..<blocks {
             let block = (w.0 + F.blockBytes * b, w.1 + F.blockBytes * b), xs = x.scales[b]
-            var dot = D.dot(.zero, sparrow_concat_u8x32(F.quants(block.0), F.quants(block.1)), sparrow_broadcast32_i8(x.quants + 32 * b))
-            if F.offset != 0 { dot &-= sparrow_broadcast8_i32(x.offsetSums + b) }
+            var dot = D.dot(.zero, sparrow_concat_u8x32(F.quants(block.0), F.quants(block.1)), unsafeBitCast(sparrow_broadcast32(x.quants + 32 * b), to: SIMD64<Int8>.self))
+            if F.offset != 0 { dot &-= unsafeBitCast(sparrow_broadcast32(x.offsetSums + b), to: SIMD16<Int32>.self) }
             acc.addProduct(sparrow_i32x16_to_f32(dot), sparrow_halves_f32(F.scale(block.0) * xs.x, F.scale(block.1) * xs.x))
             if F.hasMinimum {
                 minimums.0.addProduct(F.minimum(block.0), xs.y)

@@ -78,18 +78,10 @@ static inline sparrow_u8x64 sparrow_concat_u8x32(sparrow_u8x32 a, sparrow_u8x32 
         40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63);
 }
 /// The 32 bytes at p in both halves.
-static inline sparrow_i8x64 sparrow_broadcast32_i8(const void *p) {
-    sparrow_i8x32 v;
+static inline sparrow_u8x64 sparrow_broadcast32(const void *p) {
+    sparrow_u8x32 v;
     __builtin_memcpy(&v, p, 32);
-    return __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
-        16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
-        16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31);
-}
-/// The eight int32 at p in both halves.
-static inline sparrow_i32x16 sparrow_broadcast8_i32(const void *p) {
-    sparrow_i32x8 v;
-    __builtin_memcpy(&v, p, 32);
-    return __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7);
+    return sparrow_concat_u8x32(v, v);
 }
 /// [a x8, b x8] as floats.
 static inline sparrow_f32x16 sparrow_halves_f32(float a, float b) {
