@@ -228,6 +228,7 @@ public struct Generation {
         unprefilled!.removeFirst(chunk.count)
         let logits = try session.evaluate(Array(chunk))
         guard unprefilled!.isEmpty else { return }
+        try drafter?.source.prepare(for: history)
         row = logits.last
         let end = DispatchTime.now()
         prefillEnd = end

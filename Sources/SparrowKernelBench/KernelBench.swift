@@ -25,8 +25,15 @@ struct KernelBench: ParsableCommand {
     @Option(name: [.customShort("t"), .long], help: "Worker threads (default: all cores).")
     var threads: Int?
 
+    @Option(name: .long, help: "Cached positions the attention timings attend over.")
+    var context = 1024
+
+    @Flag(help: "Time only attention, not the weight matrices.")
+    var attentionOnly = false
+
     func validate() throws {
         if batch < 2 { throw ValidationError("--batch must be at least 2") }
+        if context < 1 { throw ValidationError("--context must be at least 1") }
         if repetitions < 1 { throw ValidationError("--repetitions must be at least 1") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
     }
@@ -36,6 +43,8 @@ struct KernelBench: ParsableCommand {
         let pool = ThreadPool(threadCount: threads ?? ProcessInfo.processInfo.activeProcessorCount)
         let matmul = MatMul(pool: pool)
         var seen = Set<String>()
+        defer { timeAttention(file, pool: pool) }
+        guard !attentionOnly else { return }
         print("| tensor | type | rows x cols | decode µs | decode GB/s | prefill ms (\(batch) tokens) | prefill GOP/s |")
         print("|---|---|---|---:|---:|---:|---:|")
         for tensor in file.tensors where tensor.shape.count == 2 && tensor.type.isComputable {
@@ -52,6 +61,38 @@ struct KernelBench: ParsableCommand {
             let name = tensor.name.split(separator: ".").dropFirst(tensor.name.hasPrefix("blk.") ? 2 : 0).joined(separator: ".")
             print("| \(name) | \(tensor.type.name) | \(prefillRows == rows ? "" : "\(prefillRows)/")\(rows) x \(cols) | "
                 + String(format: "%.1f | %.1f | %.2f | %.1f |", decode * 1e6, gigabytes / decode, prefill * 1e3, operations / prefill))
+        }
+    }
+
+    /// Attention at the model's head shape over `context` cached positions, through every
+    /// layer's own cache (as a forward pass reads them, mostly from memory): one decode query,
+    /// and a verification pass of 8 queries summed as single steps. Microseconds per layer.
+    private func timeAttention(_ file: GGUFFile, pool: ThreadPool) {
+        guard let arch = file.string("general.architecture"), let heads = file.int("\(arch).attention.head_count"),
+              let width = file.int("\(arch).embedding_length"), let layers = file.int("\(arch).block_count") else { return }
+        let kvHeads = file.int("\(arch).attention.head_count_kv") ?? heads
+        let headDim = file.int("\(arch).attention.key_length") ?? width / heads
+        let attention = Attention(heads: heads, kvHeads: kvHeads, headDim: headDim, capacity: context + 8, pool: pool)
+        let cacheSize = (context + 8) * kvHeads * headDim
+        let caches: [[Float]] = (0..<2 * layers).map { layer in
+            (0..<cacheSize).map { (i: Int) -> Float in Float((i * 7919 + layer) % 2003) / 1001.5 - 1 }
+        }
+        print("\n| attention (\(heads) heads, \(kvHeads) kv, dim \(headDim)), \(context) positions | µs per layer |\n|---|---:|")
+        for (name, tokens) in [("decode, 1 query", 1), ("verification, 8 queries", 8)] {
+            let queries = (0..<tokens * heads * headDim).map { Float(($0 * 104729) % 1999) / 999.5 - 1 }
+            var output = [Float](repeating: 0, count: tokens * heads * headDim)
+            let seconds = median {
+                let start = DispatchTime.now().uptimeNanoseconds
+                output.withUnsafeMutableBufferPointer { out in
+                    for layer in 0..<layers {
+                        attention(queries: queries, keys: caches[2 * layer], values: caches[2 * layer + 1], tokens: tokens,
+                                  firstPosition: context - tokens + 1, window: nil, scale: 1 / Float(headDim).squareRoot(),
+                                  order: .singleToken, into: out.baseAddress!)
+                    }
+                }
+                return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 / Double(layers)
+            }
+            print("| \(name) | " + String(format: "%.1f |", seconds * 1e6))
         }
     }
 

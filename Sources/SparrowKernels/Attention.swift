@@ -83,12 +83,14 @@ public final class Attention: @unchecked Sendable {
                 softmaxInLaneGroups(scores, count: sinkGroup + end - start)
                 // Prefill's p·V is tinyBLAS (8 lanes); a single query's is ggml_vec_dot_f32.
                 let slots = tokens == 1 || order == .singleToken ? 4 * lanes : lanes
+                // slots is a power of two: a position's slot is a mask, not a division (which
+                // took 15% of a decode step's attention).
                 partial.initialize(repeating: 0, count: slots * headDim)
                 for j in 0..<min(sinks, sinkGroup) {
-                    addProduct(values + j * kvStride + kvOffset, scores[j], into: partial + (j % slots) * headDim, count: headDim)
+                    addProduct(values + j * kvStride + kvOffset, scores[j], into: partial + (j & (slots - 1)) * headDim, count: headDim)
                 }
                 for j in start...position where visible(j) {
-                    addProduct(values + j * kvStride + kvOffset, row[j - start], into: partial + (j % slots) * headDim, count: headDim)
+                    addProduct(values + j * kvStride + kvOffset, row[j - start], into: partial + (j & (slots - 1)) * headDim, count: headDim)
                 }
                 let out = output + item * headDim
                 var d = 0

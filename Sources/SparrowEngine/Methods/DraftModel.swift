@@ -40,6 +40,20 @@ public struct DraftModel: DraftSource {
         session.logitTokens = (0..<Int32(limit)).map { $0 } + rareTokens.sorted().map { Int32($0) }
     }
 
+    public mutating func prepare(for history: [Int]) throws {
+        guard history.count < session.capacity else { return }
+        _ = try catchUp(with: history)
+    }
+
+    /// Brings the cache to `history`, reusing the prefix it already holds and dropping the
+    /// rest (at least history's last token is evaluated again); returns the logits after it.
+    private mutating func catchUp(with history: [Int]) throws -> Logits {
+        includeRareTokens(of: history)
+        let reused = session.reusablePrefix(of: history)
+        session.truncate(to: reused)
+        return try session.evaluate(Array(history[reused...]))
+    }
+
     public var name: String { "draft model \(model.file.path.split(separator: "/").last ?? "")" }
 
     public mutating func draft(after history: [Int], count: Int, sampler: inout Sampler) throws -> [DraftToken] {
@@ -51,10 +65,7 @@ public struct DraftModel: DraftSource {
             parameters.seed = parameters.seed &+ 0x5EED
             draftSampler = Sampler(parameters)
         }
-        includeRareTokens(of: history)
-        let reused = session.reusablePrefix(of: history)
-        session.truncate(to: reused)
-        var logits = try session.evaluate(Array(history[reused...]))
+        var logits = try catchUp(with: history)
         var context = history
         var drafts: [DraftToken] = []
         while drafts.count < count {

@@ -22,6 +22,13 @@ public protocol DraftSource: Sendable {
     /// Up to `count` tokens likely to follow `history`; `sampler` has the generation's
     /// sampling settings (drafts drawn from a model use them too).
     mutating func draft(after history: [Int], count: Int, sampler: inout Sampler) throws -> [DraftToken]
+    /// Called once the prompt is prefilled, with the prompt: a source with its own model reads
+    /// it now, as prompt processing, rather than inside the first round of decoding.
+    mutating func prepare(for history: [Int]) throws
+}
+
+extension DraftSource {
+    public mutating func prepare(for history: [Int]) throws {}
 }
 
 /// How a generation drafts.
