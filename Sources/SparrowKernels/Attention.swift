@@ -13,10 +13,11 @@ public final class Attention: @unchecked Sendable {
     public let headDim: Int
     private let pool: ThreadPool
     private let capacity: Int
-    /// Per worker: a score row of `capacity` (+ a lane group of padding and one of sinks) and
-    /// up to 32 partial outputs of `headDim`.
+    /// Per worker: for each query of a block, a score row of `capacity` (+ a lane group of
+    /// padding and one of sinks) and up to 32 partial outputs of `headDim`.
     private let scratch: UnsafeMutablePointer<Float>
-    private var scratchPerWorker: Int { Self.rowCapacity(capacity) + 4 * Self.lanes * headDim }
+    private var scratchPerQuery: Int { Self.scratchPerQuery(capacity: capacity, headDim: headDim) }
+    private static func scratchPerQuery(capacity: Int, headDim: Int) -> Int { rowCapacity(capacity) + maxSlots * headDim }
     private static func rowCapacity(_ capacity: Int) -> Int { capacity + 2 * lanes }
 
     /// The most attention sinks a windowed call may keep (one lane group).
@@ -26,6 +27,7 @@ public final class Attention: @unchecked Sendable {
     /// in four accumulators, position / 8 mod 4); the same grouping makes every sum round
     /// identically.
     private static let lanes = 8
+    private static let maxSlots = 4 * lanes
 
     /// - Parameter capacity: the most positions any call will attend over.
     public init(heads: Int, kvHeads: Int, headDim: Int, capacity: Int, pool: ThreadPool) {
@@ -35,7 +37,7 @@ public final class Attention: @unchecked Sendable {
         self.headDim = headDim
         self.pool = pool
         self.capacity = capacity
-        scratch = .allocate(capacity: (Self.rowCapacity(capacity) + 4 * Self.lanes * headDim) * pool.threadCount)
+        scratch = .allocate(capacity: heads / kvHeads * Self.scratchPerQuery(capacity: capacity, headDim: headDim) * pool.threadCount)
     }
 
     deinit { scratch.deallocate() }
@@ -52,17 +54,23 @@ public final class Attention: @unchecked Sendable {
     ) {
         precondition(firstPosition + tokens <= capacity, "attention span exceeds its capacity")
         precondition((0...Self.maxSinks).contains(sinks), "at most \(Self.maxSinks) attention sinks")
-        let items = tokens * heads
         let groupSize = heads / kvHeads
         let kvStride = kvHeads * headDim
-        let headDim = headDim, lanes = Self.lanes
+        let headDim = headDim, lanes = Self.lanes, heads = heads
+        // A block is a token's query heads that share a key/value head: each cached key is read
+        // once for all of them. Groups are cut only when there are too few blocks to keep every
+        // worker busy.
+        let split = Self.groupSplit(groupSize: groupSize, groups: tokens * kvHeads, workers: pool.threadCount)
+        let blockSize = groupSize / split, blocksPerToken = kvHeads * split
+        // Prefill's p·V is tinyBLAS (8 lanes); a single query's is ggml_vec_dot_f32.
+        let slots = tokens == 1 || order == .singleToken ? Self.maxSlots : lanes
+        let perQuery = scratchPerQuery, rowCapacity = Self.rowCapacity(capacity)
         pool.run { worker, workers in
-            let scores = self.scratch + worker * self.scratchPerWorker
-            let partial = scores + Self.rowCapacity(self.capacity)
+            let scratch = self.scratch + worker * blockSize * perQuery
             // Strided assignment balances the causal triangle: later tokens have longer spans.
-            var item = worker
-            while item < items {
-                let t = item / heads, h = item % heads
+            var block = worker
+            while block < tokens * blocksPerToken {
+                let t = block / blocksPerToken, firstHead = block % blocksPerToken * blockSize
                 let position = firstPosition + t
                 let first = window.map { max(0, position - $0 + 1) } ?? 0
                 // Lane groups are aligned to absolute positions, as in llama.cpp's masked rows.
@@ -70,39 +78,94 @@ public final class Attention: @unchecked Sendable {
                 let end = (position + lanes) / lanes * lanes
                 // Sinks beyond the window get a lane group of their own ahead of the window's.
                 let sinkGroup = sinks > 0 && start >= lanes ? lanes : 0
-                let row = scores + sinkGroup
-                let q = queries + item * headDim
-                let kvOffset = (h / groupSize) * headDim
+                let kvOffset = (firstHead / groupSize) * headDim
+                let q = queries + (t * heads + firstHead) * headDim
                 func visible(_ j: Int) -> Bool { (first <= j || j < sinks) && j <= position }
+                // Score row i: its sink group, then positions start..<end.
+                func score(_ j: Int, at index: Int) {
+                    let key = keys + j * kvStride + kvOffset
+                    // Ahead of the hardware prefetcher, which follows streams, not this stride.
+                    sparrow_prefetch(key + 8 * kvStride, headDim * 4)
+                    for i in 0..<blockSize {
+                        scratch[i * perQuery + index] = visible(j) || index < sinkGroup
+                            ? headDot(q + i * headDim, key, count: headDim) * scale : -.infinity
+                    }
+                }
                 for j in 0..<sinkGroup {
-                    scores[j] = j < sinks ? headDot(q, keys + j * kvStride + kvOffset, count: headDim) * scale : -.infinity
+                    if j < sinks { score(j, at: j) } else { for i in 0..<blockSize { scratch[i * perQuery + j] = -.infinity } }
                 }
-                for j in start..<end {
-                    row[j - start] = visible(j) ? headDot(q, keys + j * kvStride + kvOffset, count: headDim) * scale : -.infinity
+                for j in start..<end { score(j, at: sinkGroup + j - start) }
+                for i in 0..<blockSize {
+                    let scores = scratch + i * perQuery, partial = scores + rowCapacity
+                    softmaxInLaneGroups(scores, count: sinkGroup + end - start)
+                    weightedSums(values: values + kvOffset, stride: kvStride, headDim: headDim, slots: slots,
+                                 sinks: 0..<min(sinks, sinkGroup), sinkWeights: scores, window: start...position,
+                                 windowWeights: scores + sinkGroup - start, visible: visible, into: partial)
+                    let out = output + (t * heads + firstHead + i) * headDim
+                    var d = 0
+                    while d + 16 <= headDim {
+                        store16(reduceSlots(slots) { load16(partial + $0 * headDim + d) }, out + d)
+                        d += 16
+                    }
+                    while d < headDim {
+                        out[d] = reduceSlots(slots) { SIMD2(partial[$0 * headDim + d], 0) }[0]
+                        d += 1
+                    }
                 }
-                softmaxInLaneGroups(scores, count: sinkGroup + end - start)
-                // Prefill's p·V is tinyBLAS (8 lanes); a single query's is ggml_vec_dot_f32.
-                let slots = tokens == 1 || order == .singleToken ? 4 * lanes : lanes
-                // slots is a power of two: a position's slot is a mask, not a division (which
-                // took 15% of a decode step's attention).
-                partial.initialize(repeating: 0, count: slots * headDim)
-                for j in 0..<min(sinks, sinkGroup) {
-                    addProduct(values + j * kvStride + kvOffset, scores[j], into: partial + (j & (slots - 1)) * headDim, count: headDim)
+                block += workers
+            }
+        }
+    }
+
+    /// Into how many blocks each group of query heads sharing a key/value head is cut: whole
+    /// groups when there are enough to share out evenly, else the fewest cuts that are.
+    static func groupSplit(groupSize: Int, groups: Int, workers: Int) -> Int {
+        for split in 1...groupSize where groupSize % split == 0 {
+            let blocks = groups * split
+            if blocks % workers == 0 || blocks >= 4 * workers { return split }
+        }
+        return groupSize
+    }
+}
+
+/// partial[s] = the sum, over the positions j with j mod slots = s (sinks first, then the
+/// window, each in increasing order), of weight(j) · values row j: one fused multiply-add per
+/// position into the slot, as llama.cpp's lanes sum. A slot's sums stay in registers while its
+/// positions stream past (a chunk of 64 dimensions at a time), instead of a load and a store of
+/// the slot per position.
+@inline(__always)
+func weightedSums(values: UnsafePointer<Float>, stride: Int, headDim: Int, slots: Int,
+                  sinks: Range<Int>, sinkWeights: UnsafePointer<Float>, window: ClosedRange<Int>, windowWeights: UnsafePointer<Float>,
+                  visible: (Int) -> Bool, into partial: UnsafeMutablePointer<Float>) {
+    for slot in 0..<slots {
+        let firstSink = sinks.lowerBound + (slot - sinks.lowerBound % slots + slots) % slots
+        let firstInWindow = window.lowerBound + (slot - window.lowerBound % slots + slots) % slots
+        var d = 0
+        while d < headDim {
+            let out = partial + slot * headDim + d
+            if d + 64 <= headDim {
+                var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
+                func add(_ j: Int, _ weight: Float) {
+                    let v = values + j * stride + d, w = SIMD16<Float>(repeating: weight)
+                    a0.addProduct(load16(v), w)
+                    a1.addProduct(load16(v + 16), w)
+                    a2.addProduct(load16(v + 32), w)
+                    a3.addProduct(load16(v + 48), w)
                 }
-                for j in start...position where visible(j) {
-                    addProduct(values + j * kvStride + kvOffset, row[j - start], into: partial + (j & (slots - 1)) * headDim, count: headDim)
+                for j in Swift.stride(from: firstSink, to: sinks.upperBound, by: slots) { add(j, sinkWeights[j]) }
+                for j in Swift.stride(from: firstInWindow, through: window.upperBound, by: slots) where visible(j) { add(j, windowWeights[j]) }
+                store16(a0, out); store16(a1, out + 16); store16(a2, out + 32); store16(a3, out + 48)
+                d += 64
+            } else {
+                for e in 0..<min(16, headDim - d) {
+                    var sum: Float = 0
+                    for j in Swift.stride(from: firstSink, to: sinks.upperBound, by: slots) { sum = sum.addingProduct(values[j * stride + d + e], sinkWeights[j]) }
+                    for j in Swift.stride(from: firstInWindow, through: window.upperBound, by: slots) where visible(j) {
+                        sum = sum.addingProduct(values[j * stride + d + e], windowWeights[j])
+                    }
+                    out[e] = sum
                 }
-                let out = output + item * headDim
-                var d = 0
-                while d + 16 <= headDim {
-                    store16(reduceSlots(slots) { load16(partial + $0 * headDim + d) }, out + d)
-                    d += 16
-                }
-                while d < headDim {
-                    out[d] = reduceSlots(slots) { SIMD2(partial[$0 * headDim + d], 0) }[0]
-                    d += 1
-                }
-                item += workers
+                d += 16
             }
         }
     }

@@ -47,5 +47,32 @@ import Testing
             #expect(worst < 1e-5, "window \(String(describing: window)), sinks \(sinks), first \(first): error \(worst)")
         }
     }
-}
 
+    /// Query heads sharing a key/value head run as one block, with value sums held in registers
+    /// 64 dimensions at a time: at real head widths (and one with a tail) a verification batch
+    /// in the one-token order still gives each query exactly a one-query call's result.
+    @Test(arguments: [(64, nil, 0), (128, nil, 0), (72, 40, 4)] as [(Int, Int?, Int)])
+    func aOneTokenOrderBatchEqualsSingleQueries(headDim: Int, window: Int?, sinks: Int) {
+        let heads = 6, kvHeads = 2, positions = 300, tokens = 8, first = positions - tokens
+        var rng = SplitMix64(seed: UInt64(headDim))
+        func random(_ n: Int) -> [Float] { (0..<n).map { _ in Float.random(in: -2...2, using: &rng) } }
+        let k = random(positions * kvHeads * headDim), v = random(positions * kvHeads * headDim), q = random(tokens * heads * headDim)
+        let attention = Attention(heads: heads, kvHeads: kvHeads, headDim: headDim, capacity: positions, pool: ThreadPool(threadCount: 2))
+        let scale = 1 / Float(headDim).squareRoot(), width = heads * headDim
+        var batch = [Float](repeating: 0, count: tokens * width)
+        attention(queries: q, keys: k, values: v, tokens: tokens, firstPosition: first, window: window, sinks: sinks, scale: scale,
+                  order: .singleToken, into: &batch)
+        for t in 0..<tokens {
+            var single = [Float](repeating: 0, count: width)
+            attention(queries: Array(q[(t * width)...].prefix(width)), keys: k, values: v, tokens: 1, firstPosition: first + t,
+                      window: window, sinks: sinks, scale: scale, into: &single)
+            let identical = single == Array(batch[(t * width)...].prefix(width))
+            #expect(identical, "token \(t) differs from its one-query call")
+        }
+        let expected = reference(q: q, k: k, v: v, heads: heads, kvHeads: kvHeads, headDim: headDim, tokens: tokens, first: first) { p, j in
+            window.map { j > p - $0 || j < sinks } ?? true
+        }
+        let worst = zip(batch, expected).map { abs(Double($0) - $1) }.max()!
+        #expect(worst < 1e-5, "error \(worst)")
+    }
+}
