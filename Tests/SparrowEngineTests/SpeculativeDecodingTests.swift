@@ -190,6 +190,25 @@ import Testing
         #expect(drafted.speculation!.accepted > 10, "\(drafted.speculation!)")
     }
 
+    /// A draft model that read the prompt in advance (as generation has it do while the prompt
+    /// is processed) drafts exactly what one reading it on demand drafts; its first round then
+    /// evaluates only the prompt's last token again.
+    @Test func aPreparedDraftModelDraftsAsAnUnpreparedOne() throws {
+        let model = try catalogModel("smollm2-135m")
+        let pool = ThreadPool(threadCount: 2)
+        let prompt = model.promptTokens(code)
+        var onDemand = try DraftModel(model: model, target: model, contextSize: 256, pool: pool)
+        var prepared = try DraftModel(model: model, target: model, contextSize: 256, pool: pool)
+        try prepared.prepare(for: prompt)
+        var sampler = Sampler(SamplingParameters())
+        let expected = try onDemand.draft(after: prompt, count: 6, sampler: &sampler).map(\.token)
+        #expect(try prepared.draft(after: prompt, count: 6, sampler: &sampler).map(\.token) == expected)
+        // Prepared again for a longer history (the prompt and its first drafts), it still agrees.
+        let longer = prompt + expected.prefix(3)
+        try prepared.prepare(for: longer)
+        #expect(try prepared.draft(after: longer, count: 3, sampler: &sampler).map(\.token) == Array(expected.suffix(3)))
+    }
+
     /// A verification pass sums each row as a decode step does, so on a model with every
     /// kind of weight (Qwen 0.5B: Q4_K, Q6_K, Q5_0, Q8_0) its logits are bit for bit those of
     /// evaluating its tokens one at a time, for batches that fill 4, 8 and 16 lanes per row.
