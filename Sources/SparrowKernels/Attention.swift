@@ -81,19 +81,19 @@ public final class Attention: @unchecked Sendable {
                 let kvOffset = (firstHead / groupSize) * headDim
                 let q = queries + (t * heads + firstHead) * headDim
                 func visible(_ j: Int) -> Bool { (first <= j || j < sinks) && j <= position }
-                // Score row i: its sink group, then positions start..<end.
+                // Score row i: its sink group (positions 0..<lanes, of which only the sinks are
+                // visible), then positions start..<end.
                 func score(_ j: Int, at index: Int) {
+                    guard visible(j) else {
+                        for i in 0..<blockSize { scratch[i * perQuery + index] = -.infinity }
+                        return
+                    }
                     let key = keys + j * kvStride + kvOffset
                     // Ahead of the hardware prefetcher, which follows streams, not this stride.
                     sparrow_prefetch(key + 8 * kvStride, headDim * 4)
-                    for i in 0..<blockSize {
-                        scratch[i * perQuery + index] = visible(j) || index < sinkGroup
-                            ? headDot(q + i * headDim, key, count: headDim) * scale : -.infinity
-                    }
+                    for i in 0..<blockSize { scratch[i * perQuery + index] = headDot(q + i * headDim, key, count: headDim) * scale }
                 }
-                for j in 0..<sinkGroup {
-                    if j < sinks { score(j, at: j) } else { for i in 0..<blockSize { scratch[i * perQuery + j] = -.infinity } }
-                }
+                for j in 0..<sinkGroup { score(j, at: j) }
                 for j in start..<end { score(j, at: sinkGroup + j - start) }
                 for i in 0..<blockSize {
                     let scores = scratch + i * perQuery, partial = scores + rowCapacity
@@ -140,29 +140,31 @@ func weightedSums(values: UnsafePointer<Float>, stride: Int, headDim: Int, slots
     for slot in 0..<slots {
         let firstSink = sinks.lowerBound + (slot - sinks.lowerBound % slots + slots) % slots
         let firstInWindow = window.lowerBound + (slot - window.lowerBound % slots + slots) % slots
+        /// The slot's positions in summation order, each with its values row and weight.
+        @inline(__always) func forEachPosition(_ body: (UnsafePointer<Float>, Float) -> Void) {
+            for j in Swift.stride(from: firstSink, to: sinks.upperBound, by: slots) { body(values + j * stride, sinkWeights[j]) }
+            for j in Swift.stride(from: firstInWindow, through: window.upperBound, by: slots) where visible(j) {
+                body(values + j * stride, windowWeights[j])
+            }
+        }
         var d = 0
         while d < headDim {
             let out = partial + slot * headDim + d
             if d + 64 <= headDim {
                 var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
-                func add(_ j: Int, _ weight: Float) {
-                    let v = values + j * stride + d, w = SIMD16<Float>(repeating: weight)
+                forEachPosition { row, weight in
+                    let v = row + d, w = SIMD16<Float>(repeating: weight)
                     a0.addProduct(load16(v), w)
                     a1.addProduct(load16(v + 16), w)
                     a2.addProduct(load16(v + 32), w)
                     a3.addProduct(load16(v + 48), w)
                 }
-                for j in Swift.stride(from: firstSink, to: sinks.upperBound, by: slots) { add(j, sinkWeights[j]) }
-                for j in Swift.stride(from: firstInWindow, through: window.upperBound, by: slots) where visible(j) { add(j, windowWeights[j]) }
                 store16(a0, out); store16(a1, out + 16); store16(a2, out + 32); store16(a3, out + 48)
                 d += 64
             } else {
                 for e in 0..<min(16, headDim - d) {
                     var sum: Float = 0
-                    for j in Swift.stride(from: firstSink, to: sinks.upperBound, by: slots) { sum = sum.addingProduct(values[j * stride + d + e], sinkWeights[j]) }
-                    for j in Swift.stride(from: firstInWindow, through: window.upperBound, by: slots) where visible(j) {
-                        sum = sum.addingProduct(values[j * stride + d + e], windowWeights[j])
-                    }
+                    forEachPosition { row, weight in sum = sum.addingProduct(row[d + e], weight) }
                     out[e] = sum
                 }
                 d += 16
