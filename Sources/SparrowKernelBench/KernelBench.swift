@@ -41,10 +41,14 @@ struct KernelBench: ParsableCommand {
     func run() throws {
         let file = try GGUFFile(path: model)
         let pool = ThreadPool(threadCount: threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        if !attentionOnly { try timeMatrices(file, pool: pool) }
+        timeAttention(file, pool: pool)
+    }
+
+    /// Every distinct (type, shape) weight matrix: one decode step and one prefill batch.
+    private func timeMatrices(_ file: GGUFFile, pool: ThreadPool) throws {
         let matmul = MatMul(pool: pool)
         var seen = Set<String>()
-        defer { timeAttention(file, pool: pool) }
-        guard !attentionOnly else { return }
         print("| tensor | type | rows x cols | decode µs | decode GB/s | prefill ms (\(batch) tokens) | prefill GOP/s |")
         print("|---|---|---|---:|---:|---:|---:|")
         for tensor in file.tensors where tensor.shape.count == 2 && tensor.type.isComputable {
