@@ -191,8 +191,8 @@ import Testing
     }
 
     /// A draft model that read the prompt in advance (as generation has it do while the prompt
-    /// is processed) drafts exactly what one reading it on demand drafts; its first round then
-    /// evaluates only the prompt's last token again.
+    /// is processed) drafts exactly what one reading it on demand drafts, and so does one
+    /// prepared again for a longer history.
     @Test func aPreparedDraftModelDraftsAsAnUnpreparedOne() throws {
         let model = try catalogModel("smollm2-135m")
         let pool = ThreadPool(threadCount: 2)
@@ -200,6 +200,7 @@ import Testing
         var onDemand = try DraftModel(model: model, target: model, contextSize: 256, pool: pool)
         var prepared = try DraftModel(model: model, target: model, contextSize: 256, pool: pool)
         try prepared.prepare(for: prompt)
+        #expect(prepared.session.count == prompt.count, "prepare reads the whole prompt")
         var sampler = Sampler(SamplingParameters())
         let expected = try onDemand.draft(after: prompt, count: 6, sampler: &sampler).map(\.token)
         #expect(try prepared.draft(after: prompt, count: 6, sampler: &sampler).map(\.token) == expected)

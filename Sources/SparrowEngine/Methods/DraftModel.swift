@@ -5,7 +5,7 @@ import SparrowKernels
 /// the prefix it shares with the history and drops rejected drafts.
 public struct DraftModel: DraftSource {
     public let model: LanguageModel
-    private let session: Session
+    let session: Session
     /// Stop drafting once the draft's own top probability falls below this (0: never).
     public var minimumConfidence: Float
     private var draftSampler: Sampler?
