@@ -29,8 +29,9 @@ struct SpeculationFlags: ParsableArguments {
     @Option(name: .customLong("draft-min-p"), help: "A draft model stops drafting when its top probability falls below this.")
     var draftMinP: Float = 0
 
-    @Option(name: .customLong("draft-vocab"), help: "A draft model drafts only ids below this and tokens of the text so far (0: the whole vocabulary).")
-    var draftVocab = 0
+    @Option(name: .customLong("draft-head-candidates"),
+            help: "A draft model computes exact logits for only this many tokens per step, ranked by a one-bit sketch of its output projection (0: all).")
+    var draftHeadCandidates = 64
 
     @Flag(name: .customLong("draft-always"), help: "Draft at every step, even while drafting measures slower than plain decoding.")
     var draftAlways = false
@@ -45,7 +46,7 @@ struct SpeculationFlags: ParsableArguments {
         if lookupNgram < 1 { throw ValidationError("--lookup-ngram must be at least 1") }
         if lookupMinNgram < 1 || lookupMinNgram > lookupNgram { throw ValidationError("--lookup-min-ngram must be within 1...--lookup-ngram") }
         if !(0...1).contains(draftMinP) { throw ValidationError("--draft-min-p must be within 0...1") }
-        if draftVocab < 0 { throw ValidationError("--draft-vocab must be at least 0") }
+        if draftHeadCandidates < 0 { throw ValidationError("--draft-head-candidates must be at least 0") }
         if draftAlways && !enabled { throw ValidationError("--draft-always needs --draft-model or --lookup") }
         if compare && !enabled { throw ValidationError("--compare needs --draft-model or --lookup") }
     }
@@ -64,7 +65,7 @@ struct SpeculationFlags: ParsableArguments {
         if lookup { return PromptLookupDraft(ngram: lookupNgram, minimumNgram: lookupMinNgram) }
         guard let draft = try loadDraftModel() else { return nil }
         return try DraftModel(model: draft, target: target, contextSize: session.capacity, pool: session.pool, minimumConfidence: draftMinP,
-                              vocabularyLimit: draftVocab > 0 ? draftVocab : nil)
+                              headCandidates: draftHeadCandidates)
     }
 
     /// The --draft-model, pulled first when it is a catalog name not yet cached.

@@ -131,18 +131,24 @@ struct LayerComputation {
         return n
     }
 
-    /// The output norm and projection of the `n` rows of `hidden`. With `only` (ascending token
-    /// ids), only those logits are computed, each as the full projection's would be, and every
-    /// other logit is -infinity.
-    func logits(hidden: UnsafeMutablePointer<Float>, rows n: Int, order: SummationOrder = .referenceBatch, only: [Int32]? = nil,
-                into logits: UnsafeMutablePointer<Float>) {
+    /// The output norm and projection of the `n` rows of `hidden`. With a shortlist naming
+    /// candidates for a row, only their logits are computed, each as a one-token projection
+    /// computes it, and every other logit of the row is -infinity.
+    func logits(hidden: UnsafeMutablePointer<Float>, rows n: Int, order: SummationOrder = .referenceBatch,
+                shortlist: (any LogitShortlist)? = nil, into logits: UnsafeMutablePointer<Float>) {
         let d = model.config.embeddingSize
         normRows(hidden, weight: model.outputNorm, into: buffers.normed, rows: n, width: d)
-        guard let only else { return matmul(model.output, buffers.normed, tokens: n, order: order, into: logits) }
+        guard let shortlist else { return matmul(model.output, buffers.normed, tokens: n, order: order, into: logits) }
         let vocab = model.vocabularySize
-        only.withUnsafeBufferPointer { ids in
-            for r in 0..<n {
-                let row = logits + r * vocab
+        for r in 0..<n {
+            guard let ids = shortlist.candidates(for: buffers.normed + r * d) else {
+                matmul(model.output, buffers.normed + r * d, tokens: 1, order: order, into: logits + r * vocab)
+                continue
+            }
+            precondition(zip(ids, ids.dropFirst()).allSatisfy { $0 < $1 } && ids.allSatisfy { $0 >= 0 && Int($0) < vocab },
+                         "shortlisted logits must be ascending ids of the vocabulary")
+            let row = logits + r * vocab
+            ids.withUnsafeBufferPointer { ids in
                 // Computed into the row's first ids.count entries, then moved up to their ids
                 // from the last down (ids[i] >= i, so nothing unread is overwritten).
                 matmul.selectedRows(model.output, buffers.normed + r * d, rows: ids, into: row)

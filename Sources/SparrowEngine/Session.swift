@@ -34,17 +34,10 @@ public final class Session: @unchecked Sendable {
         set { hooks.observer = newValue }
     }
     private var hooks = FeedForwardHooks()
-    /// Token ids (ascending, in range) whose logits evaluation computes; every other logit is
-    /// -infinity. nil: all. A caller that only ranks likely tokens (a draft model) reads fewer
+    /// Chooses the token ids whose logits evaluation computes; every other logit is -infinity.
+    /// nil: all. A caller that only ranks likely tokens (a draft model) reads fewer
     /// output-projection rows.
-    public var logitTokens: [Int32]? {
-        didSet {
-            if let ids = logitTokens {
-                precondition(zip(ids, ids.dropFirst()).allSatisfy { $0 < $1 } && ids.allSatisfy { $0 >= 0 && Int($0) < model.vocabularySize },
-                             "logit tokens must be ascending ids of the vocabulary")
-            }
-        }
-    }
+    public var logitShortlist: (any LogitShortlist)?
     private let layers: LayerComputation
     private let keys: [UnsafeMutablePointer<Float>]    // per layer: capacity × kvDim
     private let values: [UnsafeMutablePointer<Float>]
@@ -235,8 +228,15 @@ public final class Session: @unchecked Sendable {
                               keepingRowsFrom: l == last ? logitsFrom : 0, order: order, hooks: hooks)
         }
         self.tokens += tokens
-        if stop == nil && n > 0 { layers.logits(hidden: hidden, rows: n, order: order, only: logitTokens, into: logits) }
+        if stop == nil && n > 0 { layers.logits(hidden: hidden, rows: n, order: order, shortlist: logitShortlist, into: logits) }
     }
+}
+
+/// Picks, per evaluated row, the token ids whose logits are worth computing exactly.
+public protocol LogitShortlist: AnyObject {
+    /// Ascending ids of the vocabulary for the row whose output-normalised hidden state is
+    /// `hidden` (the input of the output projection); nil: every logit.
+    func candidates(for hidden: UnsafePointer<Float>) -> [Int32]?
 }
 
 /// Logits rows returned by `Session.evaluate`, valid until the session's next evaluation.

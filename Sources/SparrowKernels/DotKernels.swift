@@ -6,6 +6,8 @@ import CSparrowSIMD
 protocol Int8DotProduct {
     static func dot(_ acc: SIMD8<Int32>, _ u: SIMD32<UInt8>, _ s: SIMD32<Int8>) -> SIMD8<Int32>
     static func dot(_ acc: SIMD16<Int32>, _ u: SIMD64<UInt8>, _ s: SIMD64<Int8>) -> SIMD16<Int32>
+    /// The 64 bits as bytes, 1 where the bit is set (bit i -> byte i).
+    static func bitBytes(_ bits: UInt64) -> SIMD64<UInt8>
 }
 
 /// AVX-512 VNNI: one `vpdpbusd` each. Only used after `cpuHasVNNI` said yes.
@@ -18,6 +20,8 @@ enum VNNIDot: Int8DotProduct {
     static func dot(_ acc: SIMD16<Int32>, _ u: SIMD64<UInt8>, _ s: SIMD64<Int8>) -> SIMD16<Int32> {
         sparrow_dpbusd512(acc, u, s)
     }
+    @inline(__always)
+    static func bitBytes(_ bits: UInt64) -> SIMD64<UInt8> { sparrow_bit_bytes64(bits) }
 }
 
 /// Plain Swift SIMD, for CPUs without VNNI: each int32 lane multiplies its four byte pairs,
@@ -30,6 +34,12 @@ enum PortableDot: Int8DotProduct {
     @inline(__always)
     static func dot(_ acc: SIMD16<Int32>, _ u: SIMD64<UInt8>, _ s: SIMD64<Int8>) -> SIMD16<Int32> {
         bytePairProducts(acc, unsafeBitCast(u, to: SIMD16<Int32>.self), unsafeBitCast(s, to: SIMD16<Int32>.self))
+    }
+    @inline(__always)
+    static func bitBytes(_ bits: UInt64) -> SIMD64<UInt8> {
+        var bytes = SIMD64<UInt8>()
+        for i in 0..<64 { bytes[i] = UInt8(truncatingIfNeeded: bits &>> UInt64(i)) & 1 }
+        return bytes
     }
     /// acc + sum over the 4 bytes k of each lane of unsigned(u byte k) * signed(s byte k).
     @inline(__always)

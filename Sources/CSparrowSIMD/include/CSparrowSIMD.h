@@ -169,6 +169,12 @@ SPARROW_VNNI static inline sparrow_i32x16 sparrow_dpbusd512(sparrow_i32x16 acc, 
     return (sparrow_i32x16)_mm512_dpbusd_epi32((__m512i)acc, (__m512i)a, (__m512i)b);
 }
 
+/// The 64 bits of `bits` as bytes, 1 where the bit is set (bit i -> byte i): one masked move
+/// (`SignSketch`'s weights). Swift has no way to turn an integer into a vector mask.
+SPARROW_VNNI static inline sparrow_u8x64 sparrow_bit_bytes64(uint64_t bits) {
+    return (sparrow_u8x64)_mm512_maskz_mov_epi8((__mmask64)bits, _mm512_set1_epi8(1));
+}
+
 /// Whether this CPU runs the wrappers above.
 static inline int sparrow_cpu_has_avx512_vnni(void) {
     __builtin_cpu_init();

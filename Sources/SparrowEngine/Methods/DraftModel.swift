@@ -9,17 +9,12 @@ public struct DraftModel: DraftSource {
     /// Stop drafting once the draft's own top probability falls below this (0: never).
     public var minimumConfidence: Float
     private var draftSampler: Sampler?
-    /// Drafts come from the ids below this and the tokens of the text so far (nil: the whole
-    /// vocabulary): the output projection is the largest matrix of a small model (Qwen 0.5B:
-    /// 37% of the bytes a step reads), and BPE vocabularies number their most common tokens
-    /// first. A token outside is never drafted, which costs a rejected draft, never a wrong token.
-    public let vocabularyLimit: Int?
-    /// Ids at or above the limit seen in the text so far.
-    private var rareTokens: Set<Int> = []
 
     /// - Throws: when the vocabularies differ (drafts would name other tokens).
+    /// - Parameter headCandidates: tokens per step whose logits are computed exactly, the rest
+    ///   ranked by a `SketchedHead` (0: the whole output projection).
     public init(model: LanguageModel, target: LanguageModel, contextSize: Int, pool: ThreadPool, minimumConfidence: Float = 0,
-                vocabularyLimit: Int? = nil) throws {
+                headCandidates: Int = 0) throws {
         if let token = model.tokenizer.firstDifference(from: target.tokenizer) {
             throw EvaluationError(description: "the draft model's vocabulary differs from the target's (first at token \(token); "
                 + "\(model.tokenizer.vocabularySize) vs \(target.tokenizer.vocabularySize) tokens): it cannot draft for it")
@@ -27,17 +22,7 @@ public struct DraftModel: DraftSource {
         self.model = model
         self.minimumConfidence = minimumConfidence
         session = Session(model: model.transformer, contextSize: contextSize, pool: pool)
-        self.vocabularyLimit = vocabularyLimit.map { min($0, model.transformer.vocabularySize) }
-        if let limit = self.vocabularyLimit, limit < model.transformer.vocabularySize { session.logitTokens = (0..<Int32(limit)).map { $0 } }
-    }
-
-    /// Adds the history's rare tokens to the ids the draft computes logits for.
-    private mutating func includeRareTokens(of history: [Int]) {
-        guard let limit = vocabularyLimit, limit < session.model.vocabularySize else { return }
-        let fresh = history.filter { $0 >= limit && !rareTokens.contains($0) }
-        guard !fresh.isEmpty else { return }
-        rareTokens.formUnion(fresh)
-        session.logitTokens = (0..<Int32(limit)).map { $0 } + rareTokens.sorted().map { Int32($0) }
+        if headCandidates > 0 { session.logitShortlist = SketchedHead(output: model.transformer.output, candidates: headCandidates, pool: pool) }
     }
 
     public mutating func prepare(for history: [Int]) throws {
@@ -48,7 +33,6 @@ public struct DraftModel: DraftSource {
     /// Brings the cache to `history`, reusing the prefix it already holds and dropping the
     /// rest (at least history's last token is evaluated again); returns the logits after it.
     private mutating func catchUp(with history: [Int]) throws -> Logits {
-        includeRareTokens(of: history)
         let reused = session.reusablePrefix(of: history)
         session.truncate(to: reused)
         return try session.evaluate(Array(history[reused...]))

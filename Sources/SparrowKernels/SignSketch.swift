@@ -1,0 +1,84 @@
+import CSparrowSIMD
+
+/// A one-bit sketch of a weight matrix that ranks its rows by their product with an input at
+/// a fraction of the bytes: each weight's sign, and per row its mean magnitude m[r]. Row r
+/// scores m[r] · Σ_c sign(W[r, c]) · q[c], with q the input quantised to int8 (one scale),
+/// which is W[r]·x up to a positive factor shared by every row and the sketch's error. The top
+/// few rows by score hold the largest products with high probability; computing only those
+/// exactly finds the largest at about an eighth of the bytes of a Q8_0 matrix (a draft model's
+/// output projection). One `scores` call at a time per instance (it owns the input scratch).
+public final class SignSketch: @unchecked Sendable {
+    public let rows: Int
+    public let cols: Int
+    /// 64-bit words per row; bits past `cols` are zero.
+    let words: Int
+    /// Row-major, `words` per row: bit c % 64 of word c / 64 is set where W[r, c] > 0.
+    private let bits: UnsafeMutablePointer<UInt64>
+    private let magnitudes: UnsafeMutablePointer<Float>
+    /// The quantised input, zero-padded to whole words.
+    private let quantised: UnsafeMutablePointer<Int8>
+    public var usesVNNI = cpuHasVNNI
+
+    public init(_ w: WeightMatrix, pool: ThreadPool) {
+        rows = w.rows
+        cols = w.cols
+        words = (w.cols + 63) / 64
+        bits = .allocate(capacity: rows * words)
+        magnitudes = .allocate(capacity: rows)
+        quantised = .allocate(capacity: words * 64)
+        let (rows, cols, words, bits, magnitudes) = (rows, cols, words, bits, magnitudes)
+        pool.parallelFor(rows) { range in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: cols) { buffer in
+                let row = buffer.baseAddress!
+                for r in range {
+                    w.dequantizeRow(r, into: row)
+                    var sum: Float = 0
+                    for c in 0..<cols { sum += abs(row[c]) }
+                    magnitudes[r] = sum / Float(cols)
+                    for word in 0..<words {
+                        var set: UInt64 = 0
+                        for bit in 0..<min(64, cols - 64 * word) where row[64 * word + bit] > 0 { set |= 1 << UInt64(bit) }
+                        bits[r * words + word] = set
+                    }
+                }
+            }
+        }
+    }
+
+    deinit {
+        bits.deallocate()
+        magnitudes.deallocate()
+        quantised.deallocate()
+    }
+
+    /// Bytes the sketch reads per `scores` call.
+    public var byteCount: Int { rows * (8 * words + 4) }
+
+    /// scores[r] for every row of the sketched matrix against `x` (`cols` floats).
+    public func scores(_ x: UnsafePointer<Float>, into scores: UnsafeMutablePointer<Float>, pool: ThreadPool) {
+        var largest: Float = 0
+        for c in 0..<cols { largest = max(largest, abs(x[c])) }
+        let inverse: Float = largest > 0 ? 127 / largest : 0
+        var total: Int32 = 0
+        for c in 0..<words * 64 {
+            let q = c < cols ? Int8((x[c] * inverse).rounded()) : 0
+            quantised[c] = q
+            total += Int32(q)
+        }
+        // Σ sign · q = (Σ over set bits of q) − (Σ over clear bits of q) = 2 · (Σ over set bits) − Σ q.
+        if usesVNNI { rank(VNNIDot.self, total: total, into: scores, pool: pool) } else { rank(PortableDot.self, total: total, into: scores, pool: pool) }
+    }
+
+    private func rank<D: Int8DotProduct>(_: D.Type, total: Int32, into scores: UnsafeMutablePointer<Float>, pool: ThreadPool) {
+        let (words, bits, magnitudes, quantised) = (words, bits, magnitudes, UnsafeRawPointer(quantised))
+        pool.parallelFor(rows) { range in
+            for r in range {
+                var acc = SIMD16<Int32>()
+                for word in 0..<words {
+                    acc = D.dot(acc, D.bitBytes(bits[r * words + word]), quantised.simd(SIMD64<Int8>.self, at: 64 * word))
+                }
+                scores[r] = magnitudes[r] * Float(2 &* sparrow_reduce_add_i32x16(acc) &- total)
+            }
+        }
+    }
+}
