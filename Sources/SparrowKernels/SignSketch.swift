@@ -28,18 +28,25 @@ public final class SignSketch: @unchecked Sendable {
         quantised = .allocate(capacity: words * 64)
         let (rows, cols, words, bits, magnitudes) = (rows, cols, words, bits, magnitudes)
         pool.parallelFor(rows) { range in
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: cols) { buffer in
+            // Zero-padded to whole words, so that padding neither sets bits nor adds magnitude.
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: words * 64) { buffer in
                 let row = buffer.baseAddress!
+                (row + cols).initialize(repeating: 0, count: words * 64 - cols)
+                let powers = SIMD16<Int32>(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
                 for r in range {
                     w.dequantizeRow(r, into: row)
-                    var sum: Float = 0
-                    for c in 0..<cols { sum += abs(row[c]) }
-                    magnitudes[r] = sum / Float(cols)
+                    var sum = SIMD16<Float>()
                     for word in 0..<words {
                         var set: UInt64 = 0
-                        for bit in 0..<min(64, cols - 64 * word) where row[64 * word + bit] > 0 { set |= 1 << UInt64(bit) }
+                        for part in 0..<4 {
+                            let v = UnsafeRawPointer(row + 64 * word + 16 * part).loadUnaligned(as: SIMD16<Float>.self)
+                            sum += v.replacing(with: -v, where: v .< 0)
+                            let bits = SIMD16<Int32>().replacing(with: powers, where: v .> 0)
+                            set |= UInt64(UInt32(bitPattern: sparrow_reduce_add_i32x16(bits))) << UInt64(16 * part)
+                        }
                         bits[r * words + word] = set
                     }
+                    magnitudes[r] = sparrow_reduce_add_f32x16(sum) / Float(cols)
                 }
             }
         }
