@@ -31,7 +31,7 @@ struct SpeculationFlags: ParsableArguments {
 
     @Option(name: .customLong("draft-head-candidates"),
             help: "A draft model computes exact logits for only this many tokens per step, ranked by a one-bit sketch of its output projection (0: all).")
-    var draftHeadCandidates = 64
+    var draftHeadCandidates = SketchedHead.defaultCandidates
 
     @Flag(name: .customLong("draft-always"), help: "Draft at every step, even while drafting measures slower than plain decoding.")
     var draftAlways = false

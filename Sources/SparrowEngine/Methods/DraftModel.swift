@@ -14,7 +14,7 @@ public struct DraftModel: DraftSource {
     /// - Parameter headCandidates: tokens per step whose logits are computed exactly, the rest
     ///   ranked by a `SketchedHead` (0: the whole output projection).
     public init(model: LanguageModel, target: LanguageModel, contextSize: Int, pool: ThreadPool, minimumConfidence: Float = 0,
-                headCandidates: Int = 0) throws {
+                headCandidates: Int = SketchedHead.defaultCandidates) throws {
         if let token = model.tokenizer.firstDifference(from: target.tokenizer) {
             throw EvaluationError(description: "the draft model's vocabulary differs from the target's (first at token \(token); "
                 + "\(model.tokenizer.vocabularySize) vs \(target.tokenizer.vocabularySize) tokens): it cannot draft for it")
