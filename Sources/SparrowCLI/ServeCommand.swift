@@ -48,6 +48,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.slots = parallel
         configuration.queueCapacity = queueSize
         configuration.defaults = defaults
+        configuration.draftHeadCandidates = speculationFlags.draftHeadCandidates
         let server = try OpenAIServer(model: model, draftModel: draftModel, sparsity: try sparsityOptions.sidecar(for: model),
                                       modelSHA256: try ModelStore().sha256(ofModelAt: model.file.path), configuration: configuration, pool: modelOptions.pool())
         let served = server.configuration

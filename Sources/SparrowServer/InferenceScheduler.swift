@@ -91,14 +91,17 @@ public final class InferenceScheduler: @unchecked Sendable {
 
     /// - Parameter onFinish: called on the engine thread with each generation that ran to its
     ///   end or was cancelled in its slot (with what it had generated).
-    public init(model: LanguageModel, draftModel: LanguageModel? = nil, contextSize: Int, slots: Int, queueCapacity: Int,
+    public init(model: LanguageModel, draftModel: LanguageModel? = nil, draftHeadCandidates: Int = SketchedHead.defaultCandidates,
+                contextSize: Int, slots: Int, queueCapacity: Int,
                 pool: ThreadPool, onFinish: @escaping @Sendable (GenerationResult, _ cancelled: Bool) -> Void = { _, _ in }) throws {
         self.model = model
         self.queueCapacity = queueCapacity
         self.onFinish = onFinish
         self.slots = try (0..<slots).map { _ in
             Slot(session: Session(model: model.transformer, contextSize: contextSize, pool: pool),
-                 draft: try draftModel.map { try DraftModel(model: $0, target: model, contextSize: contextSize, pool: pool) })
+                 draft: try draftModel.map {
+                     try DraftModel(model: $0, target: model, contextSize: contextSize, pool: pool, headCandidates: draftHeadCandidates)
+                 })
         }
         // The thread keeps the scheduler alive until `shutdown`.
         let thread = Thread { self.run() }

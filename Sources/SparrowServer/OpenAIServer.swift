@@ -18,6 +18,8 @@ public struct ServerConfiguration: Sendable {
     public var queueCapacity = 32
     /// The Sparrow methods requests get unless they say otherwise.
     public var defaults = SparrowExtension()
+    /// Tokens per step a draft model computes exact logits for (0: all; see `SketchedHead`).
+    public var draftHeadCandidates = SketchedHead.defaultCandidates
     public var logLevel = Logger.Level.info
 
     public init(modelID: String, contextSize: Int) {
@@ -49,8 +51,8 @@ public final class OpenAIServer: Sendable {
         self.model = model
         let metrics = ServerMetrics()
         self.metrics = metrics
-        scheduler = try InferenceScheduler(model: model, draftModel: draftModel, contextSize: configuration.contextSize,
-                                           slots: configuration.slots, queueCapacity: configuration.queueCapacity, pool: pool,
+        scheduler = try InferenceScheduler(model: model, draftModel: draftModel, draftHeadCandidates: configuration.draftHeadCandidates,
+                                           contextSize: configuration.contextSize, slots: configuration.slots, queueCapacity: configuration.queueCapacity, pool: pool,
                                            onFinish: { metrics.recordGeneration($0, cancelled: $1) })
         planner = GenerationPlanner(model: model, contextSize: configuration.contextSize, defaults: configuration.defaults,
                                     hasDraftModel: draftModel != nil,
