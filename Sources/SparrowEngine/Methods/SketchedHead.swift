@@ -21,7 +21,8 @@ public final class SketchedHead: LogitShortlist, @unchecked Sendable {
     private let matmul: MatMul
     private let scores: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>
     private var ids: [Int32]
-    public private(set) var steps = 0, audits = 0, misses = 0
+    private var steps = 0
+    public private(set) var audits = 0, misses = 0
     /// Whether the sketch still ranks (false once the audits found it missing too often).
     public private(set) var isActive = true
 
