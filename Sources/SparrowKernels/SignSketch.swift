@@ -58,9 +58,6 @@ public final class SignSketch: @unchecked Sendable {
         quantised.deallocate()
     }
 
-    /// Bytes the sketch reads per `scores` call.
-    public var byteCount: Int { rows * (8 * words + 4) }
-
     /// scores[r] for every row of the sketched matrix against `x` (`cols` floats).
     public func scores(_ x: UnsafePointer<Float>, into scores: UnsafeMutablePointer<Float>, pool: ThreadPool) {
         var largest: Float = 0

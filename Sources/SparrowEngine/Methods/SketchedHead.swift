@@ -54,10 +54,8 @@ public final class SketchedHead: LogitShortlist, @unchecked Sendable {
     /// Checks that the full projection's argmax is among this step's candidates.
     private func audit(_ hidden: UnsafePointer<Float>) {
         matmul(output, hidden, tokens: 1, into: scratch)
-        var best = 0
-        for id in 1..<output.rows where scratch[id] > scratch[best] { best = id }
         audits += 1
-        if !ids.contains(Int32(best)) { misses += 1 }
+        if !ids.contains(Int32(argmax(UnsafeBufferPointer(start: scratch, count: output.rows)))) { misses += 1 }
         if audits >= Self.trialSteps { isActive = misses * Self.toleratedMissesPer <= audits }
     }
 }
