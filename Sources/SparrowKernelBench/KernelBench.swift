@@ -28,6 +28,9 @@ struct KernelBench: ParsableCommand {
     @Option(name: .long, help: "Cached positions the attention timings attend over.")
     var context = 1024
 
+    @Flag(help: "Sum batches in the one-token order, as speculative verification does (default: llama.cpp's batch order, as prefill does).")
+    var singleTokenOrder = false
+
     @Flag(help: "Time only attention, not the weight matrices.")
     var attentionOnly = false
 
@@ -111,7 +114,10 @@ struct KernelBench: ParsableCommand {
         let input = (0..<tokens * w.cols).map { Float(($0 * 7919) % 2003) / 1001.5 - 1 }
         var output = [Float](repeating: 0, count: tokens * w.rows)
         let start = DispatchTime.now().uptimeNanoseconds
-        input.withUnsafeBufferPointer { x in output.withUnsafeMutableBufferPointer { matmul(w, x.baseAddress!, tokens: tokens, into: $0.baseAddress!) } }
+        let order: SummationOrder = singleTokenOrder ? .singleToken : .referenceBatch
+        input.withUnsafeBufferPointer { x in
+            output.withUnsafeMutableBufferPointer { matmul(w, x.baseAddress!, tokens: tokens, order: order, into: $0.baseAddress!) }
+        }
         return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
     }
 }

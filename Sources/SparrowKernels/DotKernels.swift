@@ -68,24 +68,34 @@ enum QuantDot<D: Int8DotProduct> {
     // each, exact; each block adds (dw * dx) * lane to eight f32 accumulators with one fused
     // multiply-add; the lanes are summed in hsum_float_8's order. Q4_1's minimum term
     // (m * s per block) is a separate scalar sum added last, as there.
-    // Two rows run side by side, one per half of each 512-bit vector: the activation block is
-    // loaded once for both, and every vector instruction does both rows' work (decoding one
-    // row at a time left these formats bound by instruction count, not memory).
+    // Four rows run together, two per 512-bit vector (one per half): the activation block is
+    // loaded once for all four, the four weight scales are converted and multiplied at once,
+    // and the two vectors' multiply-add chains overlap (decoding one row at a time, then two,
+    // left these formats bound by instruction count and that chain's latency, not memory).
     @inline(__always)
-    static func q8BlockPair<F: Q8BlockFormat>(_ w: (UnsafeRawPointer, UnsafeRawPointer), _ x: Q8Row, blocks: Int, _: F.Type) -> (Float, Float) {
-        var acc = SIMD16<Float>(), minimums: (Float, Float) = (0, 0)
+    static func q8BlockQuad<F: Q8BlockFormat>(_ w: Quad<UnsafeRawPointer>, _ x: Q8Row, blocks: Int, prefetching next: UnsafeRawPointer?,
+                                              _: F.Type) -> SIMD4<Float> {
+        var low = SIMD16<Float>(), high = low, minimums = SIMD4<Float>()
         for b in 0..<blocks {
-            let block = (w.0 + F.blockBytes * b, w.1 + F.blockBytes * b), xs = x.scales[b]
-            var dot = D.dot(.zero, sparrow_concat_u8x32(F.quants(block.0), F.quants(block.1)), unsafeBitCast(sparrow_broadcast32(x.quants + 32 * b), to: SIMD64<Int8>.self))
-            if F.offset != 0 { dot &-= unsafeBitCast(sparrow_broadcast32(x.offsetSums + b), to: SIMD16<Int32>.self) }
-            acc.addProduct(sparrow_i32x16_to_f32(dot), sparrow_halves_f32(F.scale(block.0) * xs.x, F.scale(block.1) * xs.x))
-            if F.hasMinimum {
-                minimums.0.addProduct(F.minimum(block.0), xs.y)
-                minimums.1.addProduct(F.minimum(block.1), xs.y)
+            let offset = F.blockBytes * b, xs = x.scales[b]
+            // Two cache lines per block cover four rows of the next (at most 34 bytes a block each).
+            if let next { sparrow_prefetch(next + 128 * b, 128) }
+            let block = (w.0 + offset, w.1 + offset, w.2 + offset, w.3 + offset)
+            let xq = unsafeBitCast(sparrow_broadcast32(x.quants + 32 * b), to: SIMD64<Int8>.self)
+            var dots = (D.dot(.zero, sparrow_concat_u8x32(F.quants(block.0), F.quants(block.1)), xq),
+                        D.dot(.zero, sparrow_concat_u8x32(F.quants(block.2), F.quants(block.3)), xq))
+            if F.offset != 0 {
+                let sums = unsafeBitCast(sparrow_broadcast32(x.offsetSums + b), to: SIMD16<Int32>.self)
+                dots = (dots.0 &- sums, dots.1 &- sums)
             }
+            let scales = F.scales(block) * xs.x
+            low.addProduct(sparrow_i32x16_to_f32(dots.0), sparrow_halves01_f32(scales))
+            high.addProduct(sparrow_i32x16_to_f32(dots.1), sparrow_halves23_f32(scales))
+            if F.hasMinimum { minimums.addProduct(F.minimums(block), SIMD4(repeating: xs.y)) }
         }
-        let sums = (sparrow_reduce_add_f32x8(acc.lowHalf), sparrow_reduce_add_f32x8(acc.highHalf))
-        return F.hasMinimum ? (sums.0 + minimums.0, sums.1 + minimums.1) : sums
+        let sums = SIMD4(sparrow_reduce_add_f32x8(low.lowHalf), sparrow_reduce_add_f32x8(low.highHalf),
+                         sparrow_reduce_add_f32x8(high.lowHalf), sparrow_reduce_add_f32x8(high.highHalf))
+        return F.hasMinimum ? sums + minimums : sums
     }
 
     /// Q4_K as llama.cpp's gemv sums it for weights it repacks (on x86, Q4_K matrices with

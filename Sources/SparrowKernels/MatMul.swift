@@ -74,7 +74,7 @@ public final class MatMul: @unchecked Sendable {
                         }
                     }
                     let row = Q8Row(quants: x.quants, scales: x.scales, offsetSums: offsetSums)
-                    return rowPairs(w, selected, output) { QuantDot<D>.q8BlockPair($0, row, blocks: blocks, format) }
+                    return rowQuads(w, selected, output) { QuantDot<D>.q8BlockQuad($0, row, blocks: blocks, prefetching: $1, format) }
                 }
                 let panels = buildPanels(cols: cols, tokens: tokens) { buildQ8Panel($0, $1, x, first: $2, tokens: tokens) }
                 panelTiled(w, panels.layout, tokens: tokens, output, Q8BlockPanels<F, D>(panels: panels, blocks: blocks))
@@ -168,24 +168,29 @@ public final class MatMul: @unchecked Sendable {
     }
 
     /// One token: fills output[i] = sum of row i (or of row selected[i]) by a kernel that sums
-    /// two rows at a time, the pairs split across the pool (an odd last row is paired with itself).
+    /// four rows at a time, the quads split across the pool (a short last quad repeats its last row).
     @inline(__always)
-    private func rowPairs(_ w: WeightMatrix, _ selected: UnsafeBufferPointer<Int32>?, _ output: UnsafeMutablePointer<Float>,
-                          _ kernel: ((UnsafeRawPointer, UnsafeRawPointer)) -> (Float, Float)) {
-        let count = selected?.count ?? w.rows, rowBytes = w.rowBytes, ahead = 4
+    private func rowQuads(_ w: WeightMatrix, _ selected: UnsafeBufferPointer<Int32>?, _ output: UnsafeMutablePointer<Float>,
+                          _ kernel: (Quad<UnsafeRawPointer>, UnsafeRawPointer?) -> SIMD4<Float>) {
+        let count = selected?.count ?? w.rows, rowBytes = w.rowBytes, ahead = 8
         @inline(__always) func row(_ i: Int) -> UnsafeRawPointer { w.row(selected.map { Int($0[i]) } ?? i) }
-        pool.parallelFor((count + 1) / 2) { pairs in
-            for pair in pairs {
-                let i = 2 * pair, j = min(i + 1, count - 1)
-                // Two rows read side by side, or scattered rows (contextual sparsity), defeat
-                // the hardware prefetcher (measured: dense decode lost a third without this).
-                if j + 2 * ahead < count {
-                    sparrow_prefetch(row(i + 2 * ahead), rowBytes)
-                    sparrow_prefetch(row(j + 2 * ahead), rowBytes)
+        pool.parallelFor((count + 3) / 4) { quads in
+            for quad in quads {
+                let i = 4 * quad, last = count - 1
+                // Rows read side by side, or scattered rows (contextual sparsity), defeat the
+                // hardware prefetcher (measured: dense decode lost a third without this).
+                // Scattered rows (contextual sparsity) are fetched here; contiguous ones (dense)
+                // by the kernel, a little per block, since fetching four rows at once stalls it.
+                var next: UnsafeRawPointer? = nil
+                if i + 3 + ahead < count {
+                    if selected == nil { next = row(i + ahead) } else { for k in 0..<4 { sparrow_prefetch(row(i + k + ahead), rowBytes) } }
                 }
-                let sums = kernel((row(i), row(j)))
-                output[i] = sums.0
-                output[j] = sums.1
+                let index = (i, min(i + 1, last), min(i + 2, last), min(i + 3, last))
+                let sums = kernel((row(index.0), row(index.1), row(index.2), row(index.3)), next)
+                output[index.3] = sums[3]
+                output[index.2] = sums[2]
+                output[index.1] = sums[1]
+                output[index.0] = sums[0]
             }
         }
     }

@@ -30,6 +30,9 @@ typedef int16_t sparrow_i16x16 __attribute__((vector_size(32)));
 typedef int8_t sparrow_i8x16 __attribute__((vector_size(16)));
 typedef uint32_t sparrow_u32x16 __attribute__((vector_size(64)));
 typedef uint8_t sparrow_u8x8 __attribute__((vector_size(8)));
+typedef float sparrow_f32x4 __attribute__((vector_size(16)));
+typedef uint16_t sparrow_u16x4 __attribute__((vector_size(8)));
+typedef _Float16 sparrow_f16x4 __attribute__((vector_size(8)));
 
 typedef uint8_t sparrow_u8x16 __attribute__((vector_size(16)));
 typedef uint32_t sparrow_u32x32 __attribute__((vector_size(128)));
@@ -83,10 +86,17 @@ static inline sparrow_u8x64 sparrow_broadcast32(const void *p) {
     __builtin_memcpy(&v, p, 32);
     return sparrow_concat_u8x32(v, v);
 }
-/// [a x8, b x8] as floats.
-static inline sparrow_f32x16 sparrow_halves_f32(float a, float b) {
-    sparrow_f32x8 v = (sparrow_f32x8){} + a, w = (sparrow_f32x8){} + b;
-    return __builtin_shufflevector(v, w, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+/// Four f16 values (as bits) as floats.
+static inline sparrow_f32x4 sparrow_f16x4_to_f32(uint16_t a, uint16_t b, uint16_t c, uint16_t d) {
+    sparrow_u16x4 bits = {a, b, c, d};
+    return __builtin_convertvector((sparrow_f16x4)bits, sparrow_f32x4);
+}
+/// [v0 x8, v1 x8] and [v2 x8, v3 x8].
+static inline sparrow_f32x16 sparrow_halves01_f32(sparrow_f32x4 v) {
+    return __builtin_shufflevector(v, v, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+}
+static inline sparrow_f32x16 sparrow_halves23_f32(sparrow_f32x4 v) {
+    return __builtin_shufflevector(v, v, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
 }
 /// [a x8, b x8]
 static inline sparrow_i32x16 sparrow_repeat8x2(int32_t a, int32_t b) {
