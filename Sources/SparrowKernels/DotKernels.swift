@@ -60,6 +60,12 @@ extension UnsafeRawPointer {
     @inline(__always) func simd<V: SIMD>(_: V.Type, at offset: Int = 0) -> V { loadUnaligned(fromByteOffset: offset, as: V.self) }
 }
 
+/// How many tokens a row kernel serves per pass over the weights: a batch of two (a draft
+/// model catching up on two tokens, two server slots decoding) then reads each weight once.
+protocol RowTokens { static var count: Int { get } }
+enum OneToken: RowTokens { static var count: Int { 1 } }
+enum TwoTokens: RowTokens { static var count: Int { 2 } }
+
 /// Dot products of one encoded weight row with one token's quantised activations.
 /// `blocks` counts 32-element blocks (Q8Row kernels) or 256-element super-blocks (Q8KRow).
 enum QuantDot<D: Int8DotProduct> {
@@ -72,30 +78,49 @@ enum QuantDot<D: Int8DotProduct> {
     // loaded once for all four, the four weight scales are converted and multiplied at once,
     // and the two vectors' multiply-add chains overlap (decoding one row at a time, then two,
     // left these formats bound by instruction count and that chain's latency, not memory).
+    // With two tokens, each block's weights are unpacked once for both.
     @inline(__always)
-    static func q8BlockQuad<F: Q8BlockFormat>(_ w: Quad<UnsafeRawPointer>, _ x: Q8Row, blocks: Int, prefetching next: UnsafeRawPointer?,
-                                              _: F.Type) -> SIMD4<Float> {
-        var low = SIMD16<Float>(), high = low, minimums = SIMD4<Float>()
+    static func q8BlockQuad<F: Q8BlockFormat, T: RowTokens>(_ w: Quad<UnsafeRawPointer>, _ x: (Q8Row, Q8Row), blocks: Int,
+                                                            prefetching next: UnsafeRawPointer?, _: F.Type, _: T.Type) -> (SIMD4<Float>, SIMD4<Float>) {
+        var sums = (QuadSums(), QuadSums())
         for b in 0..<blocks {
-            let offset = F.blockBytes * b, xs = x.scales[b]
+            let offset = F.blockBytes * b
             // Two cache lines per block cover four rows of the next (at most 34 bytes a block each).
             if let next { sparrow_prefetch(next + 128 * b, 128) }
             let block = (w.0 + offset, w.1 + offset, w.2 + offset, w.3 + offset)
-            let xq = unsafeBitCast(sparrow_broadcast32(x.quants + 32 * b), to: SIMD64<Int8>.self)
-            var dots = (D.dot(.zero, sparrow_concat_u8x32(F.quants(block.0), F.quants(block.1)), xq),
-                        D.dot(.zero, sparrow_concat_u8x32(F.quants(block.2), F.quants(block.3)), xq))
+            let weights = (sparrow_concat_u8x32(F.quants(block.0), F.quants(block.1)), sparrow_concat_u8x32(F.quants(block.2), F.quants(block.3)))
+            let scales = F.scales(block), minimums = F.hasMinimum ? F.minimums(block) : SIMD4()
+            sums.0.add(weights, scales: scales, minimums: minimums, x.0, block: b, F.self)
+            if T.count > 1 { sums.1.add(weights, scales: scales, minimums: minimums, x.1, block: b, F.self) }
+        }
+        return (sums.0.total(F.self), T.count > 1 ? sums.1.total(F.self) : SIMD4())
+    }
+
+    /// One token's accumulators in `q8BlockQuad`: rows 0 and 1 in the halves of `low`, 2 and 3 in `high`.
+    struct QuadSums {
+        var low = SIMD16<Float>(), high = SIMD16<Float>(), minimums = SIMD4<Float>()
+
+        @inline(__always)
+        mutating func add<F: Q8BlockFormat>(_ weights: (SIMD64<UInt8>, SIMD64<UInt8>), scales: SIMD4<Float>, minimums weightMinimums: SIMD4<Float>,
+                                            _ x: Q8Row, block b: Int, _: F.Type) {
+            let xs = x.scales[b], xq = unsafeBitCast(sparrow_broadcast32(x.quants + 32 * b), to: SIMD64<Int8>.self)
+            var dots = (D.dot(.zero, weights.0, xq), D.dot(.zero, weights.1, xq))
             if F.offset != 0 {
                 let sums = unsafeBitCast(sparrow_broadcast32(x.offsetSums + b), to: SIMD16<Int32>.self)
                 dots = (dots.0 &- sums, dots.1 &- sums)
             }
-            let scales = F.scales(block) * xs.x
-            low.addProduct(sparrow_i32x16_to_f32(dots.0), sparrow_halves01_f32(scales))
-            high.addProduct(sparrow_i32x16_to_f32(dots.1), sparrow_halves23_f32(scales))
-            if F.hasMinimum { minimums.addProduct(F.minimums(block), SIMD4(repeating: xs.y)) }
+            let products = scales * xs.x
+            low.addProduct(sparrow_i32x16_to_f32(dots.0), sparrow_halves01_f32(products))
+            high.addProduct(sparrow_i32x16_to_f32(dots.1), sparrow_halves23_f32(products))
+            if F.hasMinimum { minimums.addProduct(weightMinimums, SIMD4(repeating: xs.y)) }
         }
-        let sums = SIMD4(sparrow_reduce_add_f32x8(low.lowHalf), sparrow_reduce_add_f32x8(low.highHalf),
-                         sparrow_reduce_add_f32x8(high.lowHalf), sparrow_reduce_add_f32x8(high.highHalf))
-        return F.hasMinimum ? sums + minimums : sums
+
+        @inline(__always)
+        func total<F: Q8BlockFormat>(_: F.Type) -> SIMD4<Float> {
+            let sums = SIMD4(sparrow_reduce_add_f32x8(low.lowHalf), sparrow_reduce_add_f32x8(low.highHalf),
+                             sparrow_reduce_add_f32x8(high.lowHalf), sparrow_reduce_add_f32x8(high.highHalf))
+            return F.hasMinimum ? sums + minimums : sums
+        }
     }
 
     /// Q4_K as llama.cpp's gemv sums it for weights it repacks (on x86, Q4_K matrices with

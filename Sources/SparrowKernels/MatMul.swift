@@ -66,15 +66,20 @@ public final class MatMul: @unchecked Sendable {
             let x = quantizeQ8(input, tokens: tokens, cols: cols)
             let blocks = cols / 32
             func run<F: Q8BlockFormat>(_ format: F.Type) {
-                guard tokens > 1 else {
-                    let offsetSums = offsetScratch.bytes(blocks * 32).assumingMemoryBound(to: SIMD8<Int32>.self)
+                guard tokens > 2 else {
+                    let offsetSums = offsetScratch.bytes(tokens * blocks * 32).assumingMemoryBound(to: SIMD8<Int32>.self)
                     if F.offset != 0 {
-                        for i in 0..<blocks {
+                        for i in 0..<tokens * blocks {
                             offsetSums[i] = D.dot(.zero, SIMD32(repeating: F.offset), UnsafeRawPointer(x.quants + 32 * i).simd(SIMD32<Int8>.self))
                         }
                     }
-                    let row = Q8Row(quants: x.quants, scales: x.scales, offsetSums: offsetSums)
-                    return rowQuads(w, selected, output) { QuantDot<D>.q8BlockQuad($0, row, blocks: blocks, prefetching: $1, format) }
+                    // The second token's row is only read with two tokens.
+                    let rows = (Q8Row(quants: x.quants, scales: x.scales, offsetSums: offsetSums),
+                                Q8Row(quants: x.quants + cols, scales: x.scales + blocks, offsetSums: offsetSums + blocks))
+                    if tokens == 1 {
+                        return rowQuads(w, selected, output, OneToken.self) { QuantDot<D>.q8BlockQuad($0, rows, blocks: blocks, prefetching: $1, format, OneToken.self) }
+                    }
+                    return rowQuads(w, selected, output, TwoTokens.self) { QuantDot<D>.q8BlockQuad($0, rows, blocks: blocks, prefetching: $1, format, TwoTokens.self) }
                 }
                 let panels = buildPanels(cols: cols, tokens: tokens) { buildQ8Panel($0, $1, x, first: $2, tokens: tokens) }
                 panelTiled(w, panels.layout, tokens: tokens, output, Q8BlockPanels<F, D>(panels: panels, blocks: blocks))
@@ -96,11 +101,13 @@ public final class MatMul: @unchecked Sendable {
             // (see QuantDot); it is followed so that logits stay bit-identical to the reference.
             // Q4_K: tokens in full groups of four go through its repacked gemm (panels here),
             // the rest (and batches of up to three) through its gemv. Q6_K: its tiled matmul
-            // (panels) from 8 tokens. In the one-token order, every batch goes through panels
-            // that sum as the one-token kernels do.
+            // (panels) from 8 tokens. In the one-token order, batches of three or more go through
+            // panels that sum as the one-token kernels do, and two tokens through the one-token
+            // kernels themselves (each row read once for both: measured faster than a panel
+            // half of whose lanes would be padding).
             let isQ4K = w.type == .q4_K
             let panelTokens = switch order {
-            case .singleToken: tokens > 1 ? tokens : 0
+            case .singleToken: tokens > 2 ? tokens : 0
             case .referenceBatch: isQ4K ? (tokens > 3 ? tokens - tokens % 4 : 0) : (tokens >= 8 ? tokens : 0)
             }
             let offsetSums = offsetScratch.bytes(tokens * cols).assumingMemoryBound(to: Int32.self)
@@ -167,18 +174,17 @@ public final class MatMul: @unchecked Sendable {
         }
     }
 
-    /// One token: fills output[i] = sum of row i (or of row selected[i]) by a kernel that sums
-    /// four rows at a time, the quads split across the pool (a short last quad repeats its last row).
+    /// One or two tokens: fills output[t * count + i] = the sum of row i (or of row selected[i])
+    /// for token t, by a kernel that sums four rows at a time, the quads split across the pool
+    /// (a short last quad repeats its last row).
     @inline(__always)
-    private func rowQuads(_ w: WeightMatrix, _ selected: UnsafeBufferPointer<Int32>?, _ output: UnsafeMutablePointer<Float>,
-                          _ kernel: (Quad<UnsafeRawPointer>, UnsafeRawPointer?) -> SIMD4<Float>) {
+    private func rowQuads<T: RowTokens>(_ w: WeightMatrix, _ selected: UnsafeBufferPointer<Int32>?, _ output: UnsafeMutablePointer<Float>, _: T.Type,
+                                        _ kernel: (Quad<UnsafeRawPointer>, UnsafeRawPointer?) -> (SIMD4<Float>, SIMD4<Float>)) {
         let count = selected?.count ?? w.rows, rowBytes = w.rowBytes, ahead = 8
         @inline(__always) func row(_ i: Int) -> UnsafeRawPointer { w.row(selected.map { Int($0[i]) } ?? i) }
         pool.parallelFor((count + 3) / 4) { quads in
             for quad in quads {
                 let i = 4 * quad, last = count - 1
-                // Rows read side by side, or scattered rows (contextual sparsity), defeat the
-                // hardware prefetcher (measured: dense decode lost a third without this).
                 // Scattered rows (contextual sparsity) are fetched here; contiguous ones (dense)
                 // by the kernel, a little per block, since fetching four rows at once stalls it.
                 var next: UnsafeRawPointer? = nil
@@ -187,10 +193,14 @@ public final class MatMul: @unchecked Sendable {
                 }
                 let index = (i, min(i + 1, last), min(i + 2, last), min(i + 3, last))
                 let sums = kernel((row(index.0), row(index.1), row(index.2), row(index.3)), next)
-                output[index.3] = sums[3]
-                output[index.2] = sums[2]
-                output[index.1] = sums[1]
-                output[index.0] = sums[0]
+                @inline(__always) func store(_ sum: SIMD4<Float>, _ out: UnsafeMutablePointer<Float>) {
+                    out[index.3] = sum[3]
+                    out[index.2] = sum[2]
+                    out[index.1] = sum[1]
+                    out[index.0] = sum[0]
+                }
+                store(sums.0, output)
+                if T.count > 1 { store(sums.1, output + count) }
             }
         }
     }
