@@ -17,9 +17,9 @@ extension Q8BlockFormat {
     @inline(__always) static func scale(_ block: UnsafeRawPointer) -> Float { block.float16(at: 0) }
     @inline(__always) static func minimum(_ block: UnsafeRawPointer) -> Float { block.float16(at: 2) }
     /// The scales of four blocks, converted together.
-    @inline(__always) static func scales(_ blocks: Quad<UnsafeRawPointer>) -> SIMD4<Float> { halves(blocks, at: 0) }
-    @inline(__always) static func minimums(_ blocks: Quad<UnsafeRawPointer>) -> SIMD4<Float> { halves(blocks, at: 2) }
-    @inline(__always) private static func halves(_ b: Quad<UnsafeRawPointer>, at offset: Int) -> SIMD4<Float> {
+    @inline(__always) static func scales(_ blocks: Quad<UnsafeRawPointer>) -> SIMD4<Float> { float16s(blocks, at: 0) }
+    @inline(__always) static func minimums(_ blocks: Quad<UnsafeRawPointer>) -> SIMD4<Float> { float16s(blocks, at: 2) }
+    @inline(__always) private static func float16s(_ b: Quad<UnsafeRawPointer>, at offset: Int) -> SIMD4<Float> {
         sparrow_f16x4_to_f32(b.0.loadUnaligned(fromByteOffset: offset, as: UInt16.self), b.1.loadUnaligned(fromByteOffset: offset, as: UInt16.self),
                              b.2.loadUnaligned(fromByteOffset: offset, as: UInt16.self), b.3.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
     }

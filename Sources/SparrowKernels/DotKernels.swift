@@ -85,8 +85,8 @@ enum QuantDot<D: Int8DotProduct> {
         var sums = (QuadSums(), QuadSums())
         for b in 0..<blocks {
             let offset = F.blockBytes * b
-            // Two cache lines per block cover four rows of the next (at most 34 bytes a block each).
-            if let next { sparrow_prefetch(next + 128 * b, 128) }
+            // The next quad's four contiguous rows, at the pace this quad's are read.
+            if let next { sparrow_prefetch(next + 4 * offset, 4 * F.blockBytes) }
             let block = (w.0 + offset, w.1 + offset, w.2 + offset, w.3 + offset)
             let weights = (sparrow_concat_u8x32(F.quants(block.0), F.quants(block.1)), sparrow_concat_u8x32(F.quants(block.2), F.quants(block.3)))
             let scales = F.scales(block), minimums = F.hasMinimum ? F.minimums(block) : SIMD4()
