@@ -76,10 +76,10 @@ public final class MatMul: @unchecked Sendable {
                     // The second token's row is only read with two tokens.
                     let rows = (Q8Row(quants: x.quants, scales: x.scales, offsetSums: offsetSums),
                                 Q8Row(quants: x.quants + cols, scales: x.scales + blocks, offsetSums: offsetSums + blocks))
-                    if tokens == 1 {
-                        return rowQuads(w, selected, output, OneToken.self) { QuantDot<D>.q8BlockQuad($0, rows, blocks: blocks, prefetching: $1, format, OneToken.self) }
+                    func quads<T: RowTokens>(_ tokens: T.Type) {
+                        rowQuads(w, selected, output, tokens) { QuantDot<D>.q8BlockQuad($0, rows, blocks: blocks, prefetching: $1, format, tokens) }
                     }
-                    return rowQuads(w, selected, output, TwoTokens.self) { QuantDot<D>.q8BlockQuad($0, rows, blocks: blocks, prefetching: $1, format, TwoTokens.self) }
+                    return tokens == 1 ? quads(OneToken.self) : quads(TwoTokens.self)
                 }
                 let panels = buildPanels(cols: cols, tokens: tokens) { buildQ8Panel($0, $1, x, first: $2, tokens: tokens) }
                 panelTiled(w, panels.layout, tokens: tokens, output, Q8BlockPanels<F, D>(panels: panels, blocks: blocks))
