@@ -8,6 +8,14 @@ protocol Int8DotProduct {
     static func dot(_ acc: SIMD16<Int32>, _ u: SIMD64<UInt8>, _ s: SIMD64<Int8>) -> SIMD16<Int32>
     /// The 64 bits as bytes, 1 where the bit is set (bit i -> byte i).
     static func bitBytes(_ bits: UInt64) -> SIMD64<UInt8>
+    /// acc + small * scale, exact for |small| < 2^15 and `scale` a 16-bit signed value in the
+    /// low half of each lane with the high half zero (see `scaleWord`).
+    static func scaledAdd(_ acc: SIMD16<Int32>, _ small: SIMD16<Int32>, _ scale: SIMD16<Int32>) -> SIMD16<Int32>
+}
+
+extension Int8DotProduct {
+    /// A scale as `scaledAdd` takes it.
+    @inline(__always) static func scaleWord(_ scale: Int32) -> Int32 { scale & 0xFFFF }
 }
 
 /// AVX-512 VNNI: one `vpdpbusd` each. Only used after `cpuHasVNNI` said yes.
@@ -22,6 +30,10 @@ enum VNNIDot: Int8DotProduct {
     }
     @inline(__always)
     static func bitBytes(_ bits: UInt64) -> SIMD64<UInt8> { sparrow_bit_bytes64(bits) }
+    @inline(__always)
+    static func scaledAdd(_ acc: SIMD16<Int32>, _ small: SIMD16<Int32>, _ scale: SIMD16<Int32>) -> SIMD16<Int32> {
+        sparrow_dpwssd512(acc, small, scale)
+    }
 }
 
 /// Plain Swift SIMD, for CPUs without VNNI: each int32 lane multiplies its four byte pairs,
@@ -40,6 +52,10 @@ enum PortableDot: Int8DotProduct {
         var bytes = SIMD64<UInt8>()
         for i in 0..<64 { bytes[i] = UInt8(truncatingIfNeeded: bits &>> UInt64(i)) & 1 }
         return bytes
+    }
+    @inline(__always)
+    static func scaledAdd(_ acc: SIMD16<Int32>, _ small: SIMD16<Int32>, _ scale: SIMD16<Int32>) -> SIMD16<Int32> {
+        acc &+ small &* ((scale &<< 16) &>> 16)
     }
     /// acc + sum over the 4 bytes k of each lane of unsigned(u byte k) * signed(s byte k).
     @inline(__always)

@@ -106,7 +106,7 @@ enum PanelDot<D: Int8DotProduct> {
     /// then one). Each token's lanes are folded as integers, which is exact. Scales, minimums
     /// and the two f16 factors come decoded from `PanelRow.unpackQ4_K`.
     @inline(__always)
-    static func q4_K<L: PanelLanes>(_ unpacked: Pair<UnsafeRawPointer>, _ x: Q8KPanel, blocks: Int,
+    static func q4_K<L: PanelLanes>(_ rows: Pair<UnsafeRawPointer>, _ unpacked: Pair<UnsafeRawPointer>, _ x: Q8KPanel, blocks: Int,
                                     perPair: Bool, _: L.Type) -> Pair<SIMD16<Float>> {
         var acc = (SIMD16<Float>(), SIMD16<Float>()), accMin = acc
         let xq = UnsafeRawPointer(x.quants), width = 4 * L.perToken, vectors = 32 / width
@@ -122,25 +122,34 @@ enum PanelDot<D: Int8DotProduct> {
                                        _ d: SIMD16<Float>, _ dMin: SIMD16<Float>, _ acc: inout SIMD16<Float>, _ accMin: inout SIMD16<Float>,
                                        _ sum: inout SIMD16<Int32>, _ minSum: inout SIMD16<Int32>) {
                 let a = 2 * pair
-                let total = sub.0 &* sparrow_broadcast_i32(meta + 4 * a) &+ sub.1 &* sparrow_broadcast_i32(meta + 4 * a + 4)
-                let minTotal = subBlockSum(x, 8 * b + a) &* sparrow_broadcast_i32(meta + 32 + 4 * a)
-                    &+ subBlockSum(x, 8 * b + a + 1) &* sparrow_broadcast_i32(meta + 36 + 4 * a)
+                // A lane's sub-block sum is at most 32 / perToken * 15 * 128 in size, a 16-bit
+                // multiply from two lanes per token on; a group sum (at most 32 * 128) always.
+                @inline(__always) func scaled(_ acc: SIMD16<Int32>, _ sum: SIMD16<Int32>, _ scale: UnsafeRawPointer) -> SIMD16<Int32> {
+                    L.perToken >= 2 ? D.scaledAdd(acc, sum, sparrow_broadcast_i32(scale)) : acc &+ sum &* sparrow_broadcast_i32(scale)
+                }
+                let minimums = D.scaledAdd(D.scaledAdd(perPair ? .zero : minSum, subBlockSum(x, 8 * b + a), sparrow_broadcast_i32(meta + 32 + 4 * a)),
+                                           subBlockSum(x, 8 * b + a + 1), sparrow_broadcast_i32(meta + 36 + 4 * a))
+                let sums = scaled(scaled(perPair ? .zero : sum, sub.0, meta + 4 * a), sub.1, meta + 4 * a + 4)
                 if perPair {
-                    acc.addProduct(sparrow_i32x16_to_f32(L.fold(total)), d)
-                    accMin.addProduct(sparrow_i32x16_to_f32(minTotal), dMin)
+                    acc.addProduct(sparrow_i32x16_to_f32(L.fold(sums)), d)
+                    accMin.addProduct(sparrow_i32x16_to_f32(minimums), dMin)
                 } else {
-                    sum &+= total
-                    minSum &+= minTotal
+                    sum = sums
+                    minSum = minimums
                 }
             }
+            let quants = (rows.0 + 144 * b + 16, rows.1 + 144 * b + 16)
             for pair in 0..<4 {
                 // s0, s1: sub-blocks 2 * pair and 2 * pair + 1 of the first row; t0, t1: of the second.
+                // One broadcast of packed bytes holds the same elements of both sub-blocks (low
+                // and high nibbles), split in registers.
                 var s0 = SIMD16<Int32>(), s1 = s0, t0 = s0, t1 = s0
                 for i in 0..<vectors {
-                    let at = 256 * b + 64 * pair + width * i
+                    let at = 256 * b + 64 * pair + width * i, packed = 32 * pair + width * i
                     let low = xq.simd(SIMD64<Int8>.self, at: 64 * (at / width)), high = xq.simd(SIMD64<Int8>.self, at: 64 * ((at + 32) / width))
-                    s0 = D.dot(s0, L.broadcast(unpacked.0 + at), low); s1 = D.dot(s1, L.broadcast(unpacked.0 + at + 32), high)
-                    t0 = D.dot(t0, L.broadcast(unpacked.1 + at), low); t1 = D.dot(t1, L.broadcast(unpacked.1 + at + 32), high)
+                    let w0 = L.broadcast(quants.0 + packed), w1 = L.broadcast(quants.1 + packed)
+                    s0 = D.dot(s0, sparrow_low_nibbles(w0), low); s1 = D.dot(s1, sparrow_high_nibbles(w0), high)
+                    t0 = D.dot(t0, sparrow_low_nibbles(w1), low); t1 = D.dot(t1, sparrow_high_nibbles(w1), high)
                 }
                 add((s0, s1), meta.0, pair: pair, d.0, dMin.0, &acc.0, &accMin.0, &blockSum.0, &blockMin.0)
                 add((t0, t1), meta.1, pair: pair, d.1, dMin.1, &acc.1, &accMin.1, &blockSum.1, &blockMin.1)
@@ -206,21 +215,23 @@ enum PanelDot<D: Int8DotProduct> {
                                                _: L.Type) -> Pair<SIMD16<Float>> {
         let sets = 8 / L.perToken, width = 4 * L.perToken
         let xq = UnsafeRawPointer(x.quants), corrections = (unpacked.0 + 256 * blocks, unpacked.1 + 256 * blocks)
+        let scales32 = (unpacked.0 + 512 * blocks, unpacked.1 + 512 * blocks)
         // Float sets, touched once per super-block (they may live in memory), per row.
         var f0 = (SIMD16<Float>(), SIMD16<Float>()), f1 = f0, f2 = f0, f3 = f0, f4 = f0, f5 = f0, f6 = f0, f7 = f0
         for b in 0..<blocks {
             let blocks = (rows.0 + 210 * b, rows.1 + 210 * b)
-            let scales = ((blocks.0 + 192).assumingMemoryBound(to: Int8.self), (blocks.1 + 192).assumingMemoryBound(to: Int8.self))
             // Integer sets of both rows: sixteen registers.
             var t0 = (SIMD16<Int32>(), SIMD16<Int32>()), t1 = t0, t2 = t0, t3 = t0, t4 = t0, t5 = t0, t6 = t0, t7 = t0
             for round in 0..<8 {
                 @inline(__always) func add(_ t: inout (SIMD16<Int32>, SIMD16<Int32>), _ j: Int) {
-                    let at = 256 * b + width * (sets * round + j), scale = (at % 256) / 16
+                    let within = width * (sets * round + j), at = 256 * b + within
+                    let scale = 4 * (16 * b + within / 16)
                     let xv = xq.simd(SIMD64<UInt8>.self, at: 64 * (at / width))
                     let dots = (D.dot(int32s(corrections.0 + at, L.self), xv, weights(unpacked.0 + at, L.self)),
                                 D.dot(int32s(corrections.1 + at, L.self), xv, weights(unpacked.1 + at, L.self)))
-                    t.0 &+= dots.0 &* SIMD16(repeating: Int32(scales.0[scale]))
-                    t.1 &+= dots.1 &* SIMD16(repeating: Int32(scales.1[scale]))
+                    // Each lane's dot is at most 4 * 32 * 128 in size: a 16-bit multiply.
+                    t.0 = D.scaledAdd(t.0, dots.0, sparrow_broadcast_i32(scales32.0 + scale))
+                    t.1 = D.scaledAdd(t.1, dots.1, sparrow_broadcast_i32(scales32.1 + scale))
                 }
                 add(&t0, 0)
                 if sets > 1 { add(&t1, 1) }
@@ -259,16 +270,13 @@ enum PanelRow {
     /// Bytes `unpack` writes per row of `cols` elements.
     static func q8BlockBytes(cols: Int) -> Int { 2 * cols }
 
-    /// Q4_K: the quants (256 bytes per super-block), then per super-block its eight scales and
-    /// eight minimums as int32 and d and dmin as f32 (`q4KMetadata`), decoded once per row so
-    /// that the kernel broadcasts each from memory.
+    /// Q4_K: per super-block its eight scales and eight minimums as int32 (6-bit, so also
+    /// `Int8DotProduct.scaleWord`s) and d and dmin as
+    /// f32 (`q4KMetadata`), decoded once per row so that the kernel broadcasts each from
+    /// memory (the kernel reads the quants from the row itself).
     static func unpackQ4_K(_ row: UnsafeRawPointer, blocks: Int, into dst: UnsafeMutableRawPointer) {
         for b in 0..<blocks {
             let block = row + 144 * b
-            for pair in 0..<4 {
-                let q = sparrow_nibbles64(block.simd(SIMD32<UInt8>.self, at: 16 + 32 * pair))
-                dst.storeBytes(of: q, toByteOffset: 256 * b + 64 * pair, as: SIMD64<UInt8>.self)
-            }
             let meta = dst + q4KMetadata(block: b, blocks: blocks), (scales, mins) = unpackQ4KScales(block + 4)
             for i in 0..<8 {
                 meta.storeBytes(of: Int32(scales[i]), toByteOffset: 4 * i, as: Int32.self)
@@ -280,11 +288,12 @@ enum PanelRow {
     }
 
     /// Where super-block `block`'s decoded scales start in an unpacked Q4_K row.
-    @inline(__always) static func q4KMetadata(block: Int, blocks: Int) -> Int { 256 * blocks + q4KMetadataBytes * block }
+    @inline(__always) static func q4KMetadata(block: Int, blocks: Int) -> Int { q4KMetadataBytes * block }
     static let q4KMetadataBytes = 80
 
     /// Q6_K: unsigned quants (0...63) or, `signed`, quants - 32 followed by the int32
-    /// -128 * (sum of each 4) (2 * cols bytes).
+    /// -128 * (sum of each 4) and each 16-element group's scale as a `scaleWord` (2 * cols +
+    /// cols / 4 bytes).
     static func unpackQ6_K<D: Int8DotProduct>(_ row: UnsafeRawPointer, blocks: Int, signed: Bool, into dst: UnsafeMutableRawPointer, _: D.Type) {
         let plus128 = SIMD64<UInt8>(repeating: 128)
         for b in 0..<blocks {
@@ -302,6 +311,10 @@ enum PanelRow {
                     dst.storeBytes(of: s, toByteOffset: at, as: SIMD64<Int8>.self)
                     dst.storeBytes(of: D.dot(.zero, plus128, s) &* -1, toByteOffset: 256 * blocks + at, as: SIMD16<Int32>.self)
                 }
+            }
+            if signed {
+                let scales = SIMD16<Int32>(truncatingIfNeeded: block.simd(SIMD16<Int8>.self, at: 192)) & 0xFFFF
+                dst.storeBytes(of: scales, toByteOffset: 512 * blocks + 64 * b, as: SIMD16<Int32>.self)
             }
         }
     }
@@ -338,11 +351,11 @@ struct Q4KPanels<D: Int8DotProduct>: PanelKernel {
     let panels: PanelSource
     let blocks: Int
     let order: SummationOrder
-    var unpackedBytes: Int { (256 + PanelRow.q4KMetadataBytes) * blocks }
+    var unpackedBytes: Int { PanelRow.q4KMetadataBytes * blocks }
     func unpack(_ row: UnsafeRawPointer, into dst: UnsafeMutableRawPointer) { PanelRow.unpackQ4_K(row, blocks: blocks, into: dst) }
     func sums<L: PanelLanes>(_ rows: (UnsafeRawPointer, UnsafeRawPointer), _ unpacked: (UnsafeRawPointer, UnsafeRawPointer), panel: Int,
                              _: L.Type) -> (SIMD16<Float>, SIMD16<Float>) {
-        PanelDot<D>.q4_K(unpacked, panels.layout.q8K(panels.memory, panel), blocks: blocks, perPair: order == .referenceBatch, L.self)
+        PanelDot<D>.q4_K(rows, unpacked, panels.layout.q8K(panels.memory, panel), blocks: blocks, perPair: order == .referenceBatch, L.self)
     }
 }
 
@@ -351,7 +364,7 @@ struct Q6KPanels<D: Int8DotProduct>: PanelKernel {
     let panels: PanelSource
     let blocks: Int
     let order: SummationOrder
-    var unpackedBytes: Int { (order == .singleToken ? 512 : 256) * blocks }
+    var unpackedBytes: Int { (order == .singleToken ? 576 : 256) * blocks }
     func unpack(_ row: UnsafeRawPointer, into dst: UnsafeMutableRawPointer) {
         PanelRow.unpackQ6_K(row, blocks: blocks, signed: order == .singleToken, into: dst, D.self)
     }

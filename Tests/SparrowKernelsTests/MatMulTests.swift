@@ -86,6 +86,36 @@ import SparrowTestSupport
         }
     }
 
+    /// The panels multiply sub-block sums by their scales in 16 bits, which the formats' ranges
+    /// allow with nothing to spare (Q4_K: 16 products of 15 and -128 per lane). Blocks at those
+    /// extremes, against activations that quantise to -128 or 127 throughout, still give the
+    /// one-token kernels' bits.
+    @Test(arguments: [TensorType.q4_K, .q6_K], [4, 8, 16])
+    func extremeBlocksStayExactInBatches(_ type: TensorType, tokens: Int) throws {
+        let rows = 5, cols = 512
+        var block = [UInt8](repeating: 0, count: type.bytesPerBlock)
+        let one = Float16(1).bitPattern
+        if type == .q4_K {
+            // d = dmin = 1, every 6-bit scale and minimum 63, every quant 15.
+            block.replaceSubrange(0..<4, with: [UInt8(one & 0xFF), UInt8(one >> 8), UInt8(one & 0xFF), UInt8(one >> 8)])
+            for i in 4..<144 { block[i] = 0xFF }
+        } else {
+            // Every quant 0 (value -32), every scale -128, d = 1.
+            for i in 192..<208 { block[i] = 0x80 }
+            block.replaceSubrange(208..<210, with: [UInt8(one & 0xFF), UInt8(one >> 8)])
+        }
+        let bytes = Array([[UInt8]](repeating: block, count: rows * cols / 256).joined())
+        let matmul = MatMul(pool: ThreadPool(threadCount: 2))
+        for value: Float in [-1, 1] {
+            let input = [Float](repeating: value, count: tokens * cols)
+            let batched = try multiply(matmul, type, bytes, rows: rows, cols: cols, input: input, tokens: tokens, order: .singleToken)
+            let single = try multiply(matmul, type, bytes, rows: rows, cols: cols, input: Array(input[0..<cols]), tokens: 1)
+            for t in 0..<tokens {
+                #expect(Array(batched[(t * rows)..<((t + 1) * rows)]) == single, "\(type.name) x=\(value) token \(t)")
+            }
+        }
+    }
+
     @Test func realGGUFVectorsThroughMatMul() throws {
         // The committed gguf-quantised rows (edge-case blocks included) against their reference floats.
         let matmul = MatMul(pool: ThreadPool(threadCount: 2))

@@ -51,6 +51,9 @@ static inline sparrow_u8x64 sparrow_nibbles64(sparrow_u8x32 q) {
         16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39,
         40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63);
 }
+/// The low and high nibbles of each byte, as bytes (Q4_K's two sub-blocks sharing bytes).
+static inline sparrow_u8x64 sparrow_low_nibbles(sparrow_u8x64 q) { return q & 0x0F; }
+static inline sparrow_u8x64 sparrow_high_nibbles(sparrow_u8x64 q) { return q >> 4; }
 /// Q5_0: 5-bit quants of 32 elements from 16 nibble bytes (as `sparrow_nibbles32`) and a
 /// 32-bit mask whose bit j is element j's fifth bit.
 static inline sparrow_u8x32 sparrow_q5_quants(sparrow_u8x16 q, uint32_t fifthBits) {
@@ -177,6 +180,13 @@ SPARROW_VNNI static inline sparrow_i32x8 sparrow_dpbusd256(sparrow_i32x8 acc, sp
 /// acc[i] += sum_{j<4} a[4i+j] * b[4i+j]  (a unsigned, b signed), 16 lanes.
 SPARROW_VNNI static inline sparrow_i32x16 sparrow_dpbusd512(sparrow_i32x16 acc, sparrow_u8x64 a, sparrow_i8x64 b) {
     return (sparrow_i32x16)_mm512_dpbusd_epi32((__m512i)acc, (__m512i)a, (__m512i)b);
+}
+
+/// acc[i] += lo16(a[i]) * lo16(b[i]) + hi16(a[i]) * hi16(b[i]) (signed 16-bit halves): with
+/// |a[i]| < 2^15 and b[i] a 16-bit scale zero-extended, acc[i] + a[i] * scale in one
+/// instruction instead of a 32-bit multiply and an add.
+SPARROW_VNNI static inline sparrow_i32x16 sparrow_dpwssd512(sparrow_i32x16 acc, sparrow_i32x16 a, sparrow_i32x16 b) {
+    return (sparrow_i32x16)_mm512_dpwssd_epi32((__m512i)acc, (__m512i)a, (__m512i)b);
 }
 
 /// The 64 bits of `bits` as bytes, 1 where the bit is set (bit i -> byte i): one masked move
