@@ -239,12 +239,14 @@ public final class MatMul: @unchecked Sendable {
                 for pair in pairs {
                     let r0 = 2 * pair, r1 = min(r0 + 1, rows - 1)
                     let weights = (w.row(r0), w.row(r1))
-                    // The panels' sums are compute-bound: fetch the rows after next meanwhile.
-                    if pair + Self.pairsAhead < pairs.upperBound { sparrow_prefetch(w.row(2 * (pair + Self.pairsAhead)), 2 * w.rowBytes) }
+                    // The panels' sums are compute-bound: the first panel's kernel fetches the
+                    // rows a few pairs ahead meanwhile.
+                    let ahead = 2 * (pair + Self.pairsAhead)
+                    let next = ahead + 1 < rows ? (w.row(ahead), w.row(ahead + 1)) : nil
                     kernel.unpack(weights.0, into: first)
                     kernel.unpack(weights.1, into: second)
                     for p in p0..<min(layout.panelCount, p0 + chunk) {
-                        let sums = kernel.sums(weights, (UnsafeRawPointer(first), UnsafeRawPointer(second)), panel: p, L.self)
+                        let sums = kernel.sums(weights, (UnsafeRawPointer(first), UnsafeRawPointer(second)), panel: p, prefetching: p == p0 ? next : nil, L.self)
                         let t0 = p * layout.tokensPerPanel
                         for i in 0..<min(layout.tokensPerPanel, tokens - t0) {
                             output[(t0 + i) * rows + r0] = sums.0[L.perToken * i]

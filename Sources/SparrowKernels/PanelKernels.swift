@@ -67,7 +67,7 @@ enum PanelDot<D: Int8DotProduct> {
     /// unsigned one (quant + 128); each lane starts from -128 * (sum of its 4 weights).
     @inline(__always)
     static func q8Block<F: Q8BlockFormat, L: PanelLanes>(_ rows: Pair<UnsafeRawPointer>, _ unpacked: Pair<UnsafeRawPointer>, _ x: Q8Panel,
-                                                          blocks: Int, _: F.Type, _: L.Type) -> Pair<SIMD16<Float>> {
+                                                          blocks: Int, prefetching next: Pair<UnsafeRawPointer>?, _: F.Type, _: L.Type) -> Pair<SIMD16<Float>> {
         // Eight named accumulators per row stay in registers.
         var a0 = SIMD16<Float>(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0
         var b0 = a0, b1 = a0, b2 = a0, b3 = a0, b4 = a0, b5 = a0, b6 = a0, b7 = a0
@@ -76,6 +76,7 @@ enum PanelDot<D: Int8DotProduct> {
         let corrections = (unpacked.0 + 32 * blocks, unpacked.1 + 32 * blocks)
         let xq = UnsafeRawPointer(x.quants)
         for b in 0..<blocks {
+            prefetch(next, F.blockBytes * b, F.blockBytes)
             let blocks = (rows.0 + F.blockBytes * b, rows.1 + F.blockBytes * b)
             let dx = UnsafeRawPointer(x.scales).simd(SIMD16<Float>.self, at: 64 * b)
             let scales = (dx * SIMD16(repeating: F.scale(blocks.0)), dx * SIMD16(repeating: F.scale(blocks.1)))
@@ -107,10 +108,11 @@ enum PanelDot<D: Int8DotProduct> {
     /// and the two f16 factors come decoded from `PanelRow.unpackQ4_K`.
     @inline(__always)
     static func q4_K<L: PanelLanes>(_ rows: Pair<UnsafeRawPointer>, _ unpacked: Pair<UnsafeRawPointer>, _ x: Q8KPanel, blocks: Int,
-                                    perPair: Bool, _: L.Type) -> Pair<SIMD16<Float>> {
+                                    perPair: Bool, prefetching next: Pair<UnsafeRawPointer>?, _: L.Type) -> Pair<SIMD16<Float>> {
         var acc = (SIMD16<Float>(), SIMD16<Float>()), accMin = acc
         let xq = UnsafeRawPointer(x.quants), width = 4 * L.perToken, vectors = 32 / width
         for b in 0..<blocks {
+            prefetch(next, 144 * b, 144)
             let dA = UnsafeRawPointer(x.scales).simd(SIMD16<Float>.self, at: 64 * b)
             let meta = (unpacked.0 + PanelRow.q4KMetadata(block: b, blocks: blocks), unpacked.1 + PanelRow.q4KMetadata(block: b, blocks: blocks))
             let d = (SIMD16(repeating: meta.0.load(fromByteOffset: 64, as: Float.self)) * dA,
@@ -164,6 +166,15 @@ enum PanelDot<D: Int8DotProduct> {
         return (acc.0 - accMin.0, acc.1 - accMin.1)
     }
 
+    /// Fetches the bytes of the next rows that match this block, so that the fetch proceeds at
+    /// the pace the kernel reads (a burst of whole rows stalls it).
+    @inline(__always)
+    static func prefetch(_ next: Pair<UnsafeRawPointer>?, _ offset: Int, _ bytes: Int) {
+        guard let next else { return }
+        sparrow_prefetch(next.0 + offset, bytes)
+        sparrow_prefetch(next.1 + offset, bytes)
+    }
+
     /// Per token, the sum of the quants of 32-element sub-block `s`.
     @inline(__always)
     static func subBlockSum(_ x: Q8KPanel, _ s: Int) -> SIMD16<Int32> {
@@ -175,10 +186,12 @@ enum PanelDot<D: Int8DotProduct> {
     /// exact integer sum, the -32 offset removed per 16-element group through the activations'
     /// group sums (after folding, as it counts once per token).
     @inline(__always)
-    static func q6_K<L: PanelLanes>(_ rows: Pair<UnsafeRawPointer>, _ unpacked: Pair<UnsafeRawPointer>, _ x: Q8KPanel, blocks: Int, _: L.Type) -> Pair<SIMD16<Float>> {
+    static func q6_K<L: PanelLanes>(_ rows: Pair<UnsafeRawPointer>, _ unpacked: Pair<UnsafeRawPointer>, _ x: Q8KPanel, blocks: Int,
+                                    prefetching next: Pair<UnsafeRawPointer>?, _: L.Type) -> Pair<SIMD16<Float>> {
         var acc = (SIMD16<Float>(), SIMD16<Float>())
         let sums = UnsafeRawPointer(x.groupSums), xq = UnsafeRawPointer(x.quants), width = 4 * L.perToken
         for b in 0..<blocks {
+            prefetch(next, 210 * b, 210)
             let blocks = (rows.0 + 210 * b, rows.1 + 210 * b)
             let scales = ((blocks.0 + 192).assumingMemoryBound(to: Int8.self), (blocks.1 + 192).assumingMemoryBound(to: Int8.self))
             var totals = (SIMD16<Int32>(), SIMD16<Int32>()), offsets = totals
@@ -212,13 +225,14 @@ enum PanelDot<D: Int8DotProduct> {
     /// of its 4 weights).
     @inline(__always)
     static func q6_KSingleToken<L: PanelLanes>(_ rows: Pair<UnsafeRawPointer>, _ unpacked: Pair<UnsafeRawPointer>, _ x: Q8KPanel, blocks: Int,
-                                               _: L.Type) -> Pair<SIMD16<Float>> {
+                                               prefetching next: Pair<UnsafeRawPointer>?, _: L.Type) -> Pair<SIMD16<Float>> {
         let sets = 8 / L.perToken, width = 4 * L.perToken
         let xq = UnsafeRawPointer(x.quants), corrections = (unpacked.0 + 256 * blocks, unpacked.1 + 256 * blocks)
         let scales32 = (unpacked.0 + 512 * blocks, unpacked.1 + 512 * blocks)
         // Float sets, touched once per super-block (they may live in memory), per row.
         var f0 = (SIMD16<Float>(), SIMD16<Float>()), f1 = f0, f2 = f0, f3 = f0, f4 = f0, f5 = f0, f6 = f0, f7 = f0
         for b in 0..<blocks {
+            prefetch(next, 210 * b, 210)
             let blocks = (rows.0 + 210 * b, rows.1 + 210 * b)
             // Integer sets of both rows: sixteen registers.
             var t0 = (SIMD16<Int32>(), SIMD16<Int32>()), t1 = t0, t2 = t0, t3 = t0, t4 = t0, t5 = t0, t6 = t0, t7 = t0
@@ -278,10 +292,7 @@ enum PanelRow {
         for b in 0..<blocks {
             let block = row + 144 * b
             let meta = dst + q4KMetadata(block: b, blocks: blocks), (scales, mins) = unpackQ4KScales(block + 4)
-            for i in 0..<8 {
-                meta.storeBytes(of: Int32(scales[i]), toByteOffset: 4 * i, as: Int32.self)
-                meta.storeBytes(of: Int32(mins[i]), toByteOffset: 32 + 4 * i, as: Int32.self)
-            }
+            meta.storeBytes(of: SIMD16<Int32>(truncatingIfNeeded: SIMD16(lowHalf: scales, highHalf: mins)), as: SIMD16<Int32>.self)
             meta.storeBytes(of: block.float16(at: 0), toByteOffset: 64, as: Float.self)
             meta.storeBytes(of: block.float16(at: 2), toByteOffset: 68, as: Float.self)
         }
@@ -327,7 +338,7 @@ protocol PanelKernel {
     var unpackedBytes: Int { get }
     func unpack(_ row: UnsafeRawPointer, into dst: UnsafeMutableRawPointer)
     func sums<L: PanelLanes>(_ rows: (UnsafeRawPointer, UnsafeRawPointer), _ unpacked: (UnsafeRawPointer, UnsafeRawPointer), panel: Int,
-                             _: L.Type) -> (SIMD16<Float>, SIMD16<Float>)
+                             prefetching next: (UnsafeRawPointer, UnsafeRawPointer)?, _: L.Type) -> (SIMD16<Float>, SIMD16<Float>)
 }
 
 /// Panels carved from `memory` by `layout`.
@@ -342,8 +353,8 @@ struct Q8BlockPanels<F: Q8BlockFormat, D: Int8DotProduct>: PanelKernel {
     var unpackedBytes: Int { PanelRow.q8BlockBytes(cols: 32 * blocks) }
     func unpack(_ row: UnsafeRawPointer, into dst: UnsafeMutableRawPointer) { PanelRow.unpack(row, blocks: blocks, into: dst, F.self, D.self) }
     func sums<L: PanelLanes>(_ rows: (UnsafeRawPointer, UnsafeRawPointer), _ unpacked: (UnsafeRawPointer, UnsafeRawPointer), panel: Int,
-                             _: L.Type) -> (SIMD16<Float>, SIMD16<Float>) {
-        PanelDot<D>.q8Block(rows, unpacked, panels.layout.q8(panels.memory, panel), blocks: blocks, F.self, L.self)
+                             prefetching next: (UnsafeRawPointer, UnsafeRawPointer)?, _: L.Type) -> (SIMD16<Float>, SIMD16<Float>) {
+        PanelDot<D>.q8Block(rows, unpacked, panels.layout.q8(panels.memory, panel), blocks: blocks, prefetching: next, F.self, L.self)
     }
 }
 
@@ -354,8 +365,8 @@ struct Q4KPanels<D: Int8DotProduct>: PanelKernel {
     var unpackedBytes: Int { PanelRow.q4KMetadataBytes * blocks }
     func unpack(_ row: UnsafeRawPointer, into dst: UnsafeMutableRawPointer) { PanelRow.unpackQ4_K(row, blocks: blocks, into: dst) }
     func sums<L: PanelLanes>(_ rows: (UnsafeRawPointer, UnsafeRawPointer), _ unpacked: (UnsafeRawPointer, UnsafeRawPointer), panel: Int,
-                             _: L.Type) -> (SIMD16<Float>, SIMD16<Float>) {
-        PanelDot<D>.q4_K(rows, unpacked, panels.layout.q8K(panels.memory, panel), blocks: blocks, perPair: order == .referenceBatch, L.self)
+                             prefetching next: (UnsafeRawPointer, UnsafeRawPointer)?, _: L.Type) -> (SIMD16<Float>, SIMD16<Float>) {
+        PanelDot<D>.q4_K(rows, unpacked, panels.layout.q8K(panels.memory, panel), blocks: blocks, perPair: order == .referenceBatch, prefetching: next, L.self)
     }
 }
 
@@ -369,9 +380,9 @@ struct Q6KPanels<D: Int8DotProduct>: PanelKernel {
         PanelRow.unpackQ6_K(row, blocks: blocks, signed: order == .singleToken, into: dst, D.self)
     }
     func sums<L: PanelLanes>(_ rows: (UnsafeRawPointer, UnsafeRawPointer), _ unpacked: (UnsafeRawPointer, UnsafeRawPointer), panel: Int,
-                             _: L.Type) -> (SIMD16<Float>, SIMD16<Float>) {
+                             prefetching next: (UnsafeRawPointer, UnsafeRawPointer)?, _: L.Type) -> (SIMD16<Float>, SIMD16<Float>) {
         let x = panels.layout.q8K(panels.memory, panel)
-        return order == .singleToken ? PanelDot<D>.q6_KSingleToken(rows, unpacked, x, blocks: blocks, L.self)
-            : PanelDot<D>.q6_K(rows, unpacked, x, blocks: blocks, L.self)
+        return order == .singleToken ? PanelDot<D>.q6_KSingleToken(rows, unpacked, x, blocks: blocks, prefetching: next, L.self)
+            : PanelDot<D>.q6_K(rows, unpacked, x, blocks: blocks, prefetching: next, L.self)
     }
 }
