@@ -291,8 +291,8 @@ enum PanelRow {
     static func unpackQ4_K(_ row: UnsafeRawPointer, blocks: Int, into dst: UnsafeMutableRawPointer) {
         for b in 0..<blocks {
             let block = row + 144 * b
-            let meta = dst + q4KMetadata(block: b, blocks: blocks), (scales, mins) = unpackQ4KScales(block + 4)
-            meta.storeBytes(of: SIMD16<Int32>(truncatingIfNeeded: SIMD16(lowHalf: scales, highHalf: mins)), as: SIMD16<Int32>.self)
+            let meta = dst + q4KMetadata(block: b, blocks: blocks)
+            meta.storeBytes(of: sparrow_q4k_scales_mins(block + 4), as: SIMD16<Int32>.self)
             meta.storeBytes(of: block.float16(at: 0), toByteOffset: 64, as: Float.self)
             meta.storeBytes(of: block.float16(at: 2), toByteOffset: 68, as: Float.self)
         }

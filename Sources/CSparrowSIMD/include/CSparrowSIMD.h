@@ -54,6 +54,21 @@ static inline sparrow_u8x64 sparrow_nibbles64(sparrow_u8x32 q) {
 /// The low and high nibbles of each byte, as bytes (Q4_K's two sub-blocks sharing bytes).
 static inline sparrow_u8x64 sparrow_low_nibbles(sparrow_u8x64 q) { return q & 0x0F; }
 static inline sparrow_u8x64 sparrow_high_nibbles(sparrow_u8x64 q) { return q >> 4; }
+/// Q4_K's eight 6-bit scales, then its eight 6-bit minimums, as int32 lanes, from the 12 bytes
+/// at p (and 4 more that are read and ignored): scale j < 4 is byte j, minimum j < 4 byte j + 4
+/// (low 6 bits); for j >= 4 the low 4 bits come from byte j + 4 (low nibble for scales, high
+/// for minimums) and the top 2 from the spare bits of bytes j - 4 (scales) and j (minimums).
+static inline sparrow_i32x16 sparrow_q4k_scales_mins(const void *p) {
+    sparrow_u8x16 b;
+    __builtin_memcpy(&b, p, 16);
+    typedef uint32_t u32x16 __attribute__((vector_size(64)));
+    u32x16 a = __builtin_convertvector(__builtin_shufflevector(b, b, 0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11), u32x16);
+    u32x16 h = __builtin_convertvector(__builtin_shufflevector(b, b, 0, 0, 0, 0, 0, 1, 2, 3, 0, 0, 0, 0, 4, 5, 6, 7), u32x16);
+    const u32x16 shift = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4};
+    const u32x16 low = {63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 15, 15, 15, 15};
+    const u32x16 top = {0, 0, 0, 0, 0x30, 0x30, 0x30, 0x30, 0, 0, 0, 0, 0x30, 0x30, 0x30, 0x30};
+    return (sparrow_i32x16)(((a >> shift) & low) | ((h >> 2) & top));
+}
 /// Q5_0: 5-bit quants of 32 elements from 16 nibble bytes (as `sparrow_nibbles32`) and a
 /// 32-bit mask whose bit j is element j's fifth bit.
 static inline sparrow_u8x32 sparrow_q5_quants(sparrow_u8x16 q, uint32_t fifthBits) {
