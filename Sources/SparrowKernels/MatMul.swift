@@ -118,8 +118,7 @@ public final class MatMul: @unchecked Sendable {
                 }
             }
             if panelTokens > 0 {
-                let flip = !isQ4K && order == .singleToken
-                let panels = buildPanels(cols: cols, tokens: panelTokens) { buildQ8KPanel($0, $1, x, first: $2, tokens: panelTokens, flip: flip) }
+                let panels = buildPanels(cols: cols, tokens: panelTokens) { buildQ8KPanel($0, $1, x, first: $2, tokens: panelTokens) }
                 if isQ4K {
                     panelTiled(w, panels.layout, tokens: panelTokens, output, Q4KPanels<D>(panels: panels, blocks: blocks, order: order))
                 } else {
@@ -269,12 +268,12 @@ public final class MatMul: @unchecked Sendable {
         layout.fillColumns(panel.sums, perToken: blocks, count: count) { x.scales[(first + $0) * blocks + $1].y }
     }
 
-    /// Fills one Q8_K panel from row-major quantised activations; `flip`: each quant + 128.
+    /// Fills one Q8_K panel from row-major quantised activations.
     private func buildQ8KPanel(_ memory: UnsafeMutableRawPointer, _ layout: PanelLayout, _ x: (quants: UnsafePointer<Int8>, scales: UnsafePointer<Float>, groupSums: UnsafePointer<Int16>),
-                               first: Int, tokens: Int, flip: Bool) {
+                               first: Int, tokens: Int) {
         let panel = layout.q8K(memory, first / layout.tokensPerPanel)
         let count = min(layout.tokensPerPanel, tokens - first), blocks = layout.cols / 256, groups = layout.cols / 16
-        layout.transpose(x.quants, first: first, count: count, flip: flip ? 0x8080_8080 : 0, into: panel.quants)
+        layout.transpose(x.quants, first: first, count: count, into: panel.quants)
         layout.fillColumns(panel.scales, perToken: blocks, count: count) { x.scales[(first + $0) * blocks + $1] }
         layout.fillColumns(panel.groupSums, perToken: groups, count: count) { Int32(x.groupSums[(first + $0) * groups + $1]) }
     }

@@ -219,49 +219,61 @@ enum PanelDot<D: Int8DotProduct> {
 
     /// Q6_K in `QuantDot.q6_K`'s order (one-token calls): ggml's eight lanes per token (lane k
     /// sums the 4-element groups k, k+8, ...) as exact integers per super-block, in sets as in
-    /// `q8Block`; vector i of a block covers 4 * perToken elements of one 16-element scale
-    /// group and goes to set i mod sets. The weights are the signed operand (quant - 32) and
-    /// the activations the unsigned one (a flipped panel), each lane starting from -128 * (sum
-    /// of its 4 weights).
+    /// `q8Block`. The quants are built in registers from the packed row: chunk c of each
+    /// 32-element quarter (4 * perToken elements at c * 4 * perToken) shares its low-nibble and
+    /// bit-pair bytes with the same chunk of the other quarters, and always falls in set c. The
+    /// quants are the unsigned operand and the activations the signed one, each lane starting
+    /// from -32 * (sum of its 4 activations), so a lane's dot is at most 4 * 32 * 128 in size
+    /// and is scaled by a 16-bit multiply.
     @inline(__always)
     static func q6_KSingleToken<L: PanelLanes>(_ rows: Pair<UnsafeRawPointer>, _ unpacked: Pair<UnsafeRawPointer>, _ x: Q8KPanel, blocks: Int,
                                                prefetching next: Pair<UnsafeRawPointer>?, _: L.Type) -> Pair<SIMD16<Float>> {
-        let sets = 8 / L.perToken, width = 4 * L.perToken
-        let xq = UnsafeRawPointer(x.quants), corrections = (unpacked.0 + 256 * blocks, unpacked.1 + 256 * blocks)
-        let scales32 = (unpacked.0 + 512 * blocks, unpacked.1 + 512 * blocks)
+        let width = 4 * L.perToken, chunks = 32 / width
+        let xq = UnsafeRawPointer(x.quants)
         // Float sets, touched once per super-block (they may live in memory), per row.
         var f0 = (SIMD16<Float>(), SIMD16<Float>()), f1 = f0, f2 = f0, f3 = f0, f4 = f0, f5 = f0, f6 = f0, f7 = f0
         for b in 0..<blocks {
             prefetch(next, 210 * b, 210)
-            let blocks = (rows.0 + 210 * b, rows.1 + 210 * b)
-            // Integer sets of both rows: sixteen registers.
-            var t0 = (SIMD16<Int32>(), SIMD16<Int32>()), t1 = t0, t2 = t0, t3 = t0, t4 = t0, t5 = t0, t6 = t0, t7 = t0
-            for round in 0..<8 {
-                @inline(__always) func add(_ t: inout (SIMD16<Int32>, SIMD16<Int32>), _ j: Int) {
-                    let within = width * (sets * round + j), at = 256 * b + within
-                    let scale = 4 * (16 * b + within / 16)
-                    let xv = xq.simd(SIMD64<UInt8>.self, at: 64 * (at / width))
-                    let dots = (D.dot(int32s(corrections.0 + at, L.self), xv, weights(unpacked.0 + at, L.self)),
-                                D.dot(int32s(corrections.1 + at, L.self), xv, weights(unpacked.1 + at, L.self)))
-                    // Each lane's dot is at most 4 * 32 * 128 in size: a 16-bit multiply.
-                    t.0 = D.scaledAdd(t.0, dots.0, sparrow_broadcast_i32(scales32.0 + scale))
-                    t.1 = D.scaledAdd(t.1, dots.1, sparrow_broadcast_i32(scales32.1 + scale))
-                }
-                add(&t0, 0)
-                if sets > 1 { add(&t1, 1) }
-                if sets > 2 { add(&t2, 2); add(&t3, 3) }
-                if sets > 4 { add(&t4, 4); add(&t5, 5); add(&t6, 6); add(&t7, 7) }
-            }
+            let blocks = (rows.0 + 210 * b, rows.1 + 210 * b), scales = (unpacked.0 + 64 * b, unpacked.1 + 64 * b)
             let dA = UnsafeRawPointer(x.scales).simd(SIMD16<Float>.self, at: 64 * b)
             let scale = (dA * SIMD16(repeating: blocks.0.float16(at: 208)), dA * SIMD16(repeating: blocks.1.float16(at: 208)))
-            @inline(__always) func accumulate(_ f: inout (SIMD16<Float>, SIMD16<Float>), _ t: (SIMD16<Int32>, SIMD16<Int32>)) {
-                f.0.addProduct(sparrow_i32x16_to_f32(t.0), scale.0)
-                f.1.addProduct(sparrow_i32x16_to_f32(t.1), scale.1)
+            for c in 0..<chunks {
+                // A partial sum per quarter: four independent multiply-add chains per row.
+                var t0 = (SIMD16<Int32>(), SIMD16<Int32>()), t1 = t0, t2 = t0, t3 = t0
+                for h in 0..<2 {
+                    let at = 64 * h + width * c, bits = 128 + 32 * h + width * c
+                    let low = ((L.broadcast(blocks.0 + at), L.broadcast(blocks.0 + at + 32)), (L.broadcast(blocks.1 + at), L.broadcast(blocks.1 + at + 32)))
+                    let high = (L.broadcast(blocks.0 + bits), L.broadcast(blocks.1 + bits))
+                    @inline(__always) func add(_ t: inout (SIMD16<Int32>, SIMD16<Int32>), quarter k: Int) {
+                        let element = 128 * h + 32 * k + width * c, vector = 64 * ((256 * b + element) / width)
+                        let xv = xq.simd(SIMD64<Int8>.self, at: vector), start = SIMD16<Int32>() &- D.dot(.zero, SIMD64(repeating: 32), xv)
+                        let q = (sparrow_q6k_quarter(k % 2 == 0 ? low.0.0 : low.0.1, high.0, Int32(k)),
+                                 sparrow_q6k_quarter(k % 2 == 0 ? low.1.0 : low.1.1, high.1, Int32(k)))
+                        let group = 4 * (element / 16)
+                        t.0 = D.scaledAdd(t.0, D.dot(start, q.0, xv), sparrow_broadcast_i32(scales.0 + group))
+                        t.1 = D.scaledAdd(t.1, D.dot(start, q.1, xv), sparrow_broadcast_i32(scales.1 + group))
+                    }
+                    add(&t0, quarter: 0)
+                    add(&t1, quarter: 1)
+                    add(&t2, quarter: 2)
+                    add(&t3, quarter: 3)
+                }
+                let t = ((t0.0 &+ t1.0) &+ (t2.0 &+ t3.0), (t0.1 &+ t1.1) &+ (t2.1 &+ t3.1))
+                @inline(__always) func accumulate(_ f: inout (SIMD16<Float>, SIMD16<Float>)) {
+                    f.0.addProduct(sparrow_i32x16_to_f32(t.0), scale.0)
+                    f.1.addProduct(sparrow_i32x16_to_f32(t.1), scale.1)
+                }
+                switch c {
+                case 0: accumulate(&f0)
+                case 1: accumulate(&f1)
+                case 2: accumulate(&f2)
+                case 3: accumulate(&f3)
+                case 4: accumulate(&f4)
+                case 5: accumulate(&f5)
+                case 6: accumulate(&f6)
+                default: accumulate(&f7)
+                }
             }
-            accumulate(&f0, t0)
-            if sets > 1 { accumulate(&f1, t1) }
-            if sets > 2 { accumulate(&f2, t2); accumulate(&f3, t3) }
-            if sets > 4 { accumulate(&f4, t4); accumulate(&f5, t5); accumulate(&f6, t6); accumulate(&f7, t7) }
         }
         return (hsum8Order(f0.0, f1.0, f2.0, f3.0, f4.0, f5.0, f6.0, f7.0, L.self),
                 hsum8Order(f0.1, f1.1, f2.1, f3.1, f4.1, f5.1, f6.1, f7.1, L.self))
@@ -302,31 +314,26 @@ enum PanelRow {
     @inline(__always) static func q4KMetadata(block: Int, blocks: Int) -> Int { q4KMetadataBytes * block }
     static let q4KMetadataBytes = 80
 
-    /// Q6_K: unsigned quants (0...63) or, `signed`, quants - 32 followed by the int32
-    /// -128 * (sum of each 4) and each 16-element group's scale as a `scaleWord` (2 * cols +
-    /// cols / 4 bytes).
-    static func unpackQ6_K<D: Int8DotProduct>(_ row: UnsafeRawPointer, blocks: Int, signed: Bool, into dst: UnsafeMutableRawPointer, _: D.Type) {
-        let plus128 = SIMD64<UInt8>(repeating: 128)
+    /// Q6_K: the unsigned quants (0...63), 256 bytes per super-block.
+    static func unpackQ6_K(_ row: UnsafeRawPointer, blocks: Int, into dst: UnsafeMutableRawPointer) {
         for b in 0..<blocks {
             let block = row + 210 * b
             for part in 0..<2 {
                 let low = block.simd(SIMD64<UInt8>.self, at: 64 * part)
                 let high = block.simd(SIMD32<UInt8>.self, at: 128 + 32 * part)
                 for pair in 0..<2 {
-                    let q = sparrow_q6k_quants(low, high, Int32(4 * pair)), at = 256 * b + 128 * part + 64 * pair
-                    guard signed else {
-                        dst.storeBytes(of: q, toByteOffset: at, as: SIMD64<UInt8>.self)
-                        continue
-                    }
-                    let s = sparrow_minus_offset64(q, 32)
-                    dst.storeBytes(of: s, toByteOffset: at, as: SIMD64<Int8>.self)
-                    dst.storeBytes(of: D.dot(.zero, plus128, s) &* -1, toByteOffset: 256 * blocks + at, as: SIMD16<Int32>.self)
+                    dst.storeBytes(of: sparrow_q6k_quants(low, high, Int32(4 * pair)), toByteOffset: 256 * b + 128 * part + 64 * pair, as: SIMD64<UInt8>.self)
                 }
             }
-            if signed {
-                let scales = SIMD16<Int32>(truncatingIfNeeded: block.simd(SIMD16<Int8>.self, at: 192)) & 0xFFFF
-                dst.storeBytes(of: scales, toByteOffset: 512 * blocks + 64 * b, as: SIMD16<Int32>.self)
-            }
+        }
+    }
+
+    /// Q6_K's sixteen scales per super-block as `Int8DotProduct.scaleWord`s (64 bytes per
+    /// super-block), for the one-token order, which reads the quants from the row itself.
+    static func unpackQ6KScales(_ row: UnsafeRawPointer, blocks: Int, into dst: UnsafeMutableRawPointer) {
+        for b in 0..<blocks {
+            let scales = SIMD16<Int32>(truncatingIfNeeded: (row + 210 * b).simd(SIMD16<Int8>.self, at: 192)) & 0xFFFF
+            dst.storeBytes(of: scales, toByteOffset: 64 * b, as: SIMD16<Int32>.self)
         }
     }
 }
@@ -370,14 +377,13 @@ struct Q4KPanels<D: Int8DotProduct>: PanelKernel {
     }
 }
 
-/// Q6_K's one-token order reads a flipped panel (`MatMul` builds it so).
 struct Q6KPanels<D: Int8DotProduct>: PanelKernel {
     let panels: PanelSource
     let blocks: Int
     let order: SummationOrder
-    var unpackedBytes: Int { (order == .singleToken ? 576 : 256) * blocks }
+    var unpackedBytes: Int { (order == .singleToken ? 64 : 256) * blocks }
     func unpack(_ row: UnsafeRawPointer, into dst: UnsafeMutableRawPointer) {
-        PanelRow.unpackQ6_K(row, blocks: blocks, signed: order == .singleToken, into: dst, D.self)
+        if order == .singleToken { PanelRow.unpackQ6KScales(row, blocks: blocks, into: dst) } else { PanelRow.unpackQ6_K(row, blocks: blocks, into: dst) }
     }
     func sums<L: PanelLanes>(_ rows: (UnsafeRawPointer, UnsafeRawPointer), _ unpacked: (UnsafeRawPointer, UnsafeRawPointer), panel: Int,
                              prefetching next: (UnsafeRawPointer, UnsafeRawPointer)?, _: L.Type) -> (SIMD16<Float>, SIMD16<Float>) {

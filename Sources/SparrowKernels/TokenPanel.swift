@@ -19,7 +19,7 @@ struct Q8Panel {
 
 /// One panel of Q8_K super-blocks (256 elements).
 struct Q8KPanel {
-    /// [cols/4][16 lanes][4 bytes] (for Q6_K's one-token order, each quant + 128).
+    /// [cols/4][16 lanes][4 bytes].
     let quants: UnsafePointer<Int8>
     /// [cols/256][16] super-block scales.
     let scales: UnsafePointer<Float>

@@ -86,6 +86,12 @@ __attribute__((always_inline)) static inline sparrow_u8x64 sparrow_q6k_quants(sp
         40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63);
     return ((low >> shift) & 0x0F) | (h << 4);
 }
+/// Q6_K quants (0...63) of quarter `k` (0...3) of a 128-element half, from broadcasts of its
+/// low-nibble bytes (`ql`: quarters 0 and 2 share bytes, as do 1 and 3) and of its bit-pair
+/// bytes (`qh`, bits 2k and 2k + 1).
+__attribute__((always_inline)) static inline sparrow_u8x64 sparrow_q6k_quarter(sparrow_u8x64 ql, sparrow_u8x64 qh, int k) {
+    return ((ql >> (4 * (k / 2))) & 0x0F) | (((qh >> (2 * k)) & 3) << 4);
+}
 /// Unsigned bytes less `offset`, as signed bytes.
 static inline sparrow_i8x32 sparrow_minus_offset32(sparrow_u8x32 q, uint8_t offset) { return (sparrow_i8x32)(q - offset); }
 /// Unsigned bytes less `offset`, as signed bytes (64 of them).
