@@ -332,7 +332,7 @@ enum PanelRow {
     /// super-block), for the one-token order, which reads the quants from the row itself.
     static func unpackQ6KScales(_ row: UnsafeRawPointer, blocks: Int, into dst: UnsafeMutableRawPointer) {
         for b in 0..<blocks {
-            let scales = SIMD16<Int32>(truncatingIfNeeded: (row + 210 * b).simd(SIMD16<Int8>.self, at: 192)) & 0xFFFF
+            let scales = sparrow_i8x16_to_i32((row + 210 * b).simd(SIMD16<Int8>.self, at: 192)) & 0xFFFF
             dst.storeBytes(of: scales, toByteOffset: 64 * b, as: SIMD16<Int32>.self)
         }
     }
