@@ -127,7 +127,7 @@ public struct Generation {
         if drafter != nil { result.speculation = SpeculationStats() }
         // Sampled runs draft at every step: pacing by time would change which random numbers a
         // seed's run draws.
-        pacing = drafter.flatMap { $0.adaptive && sampler.isGreedy ? DraftPacing() : nil }
+        pacing = drafter.flatMap { $0.adaptive && sampler.isGreedy ? DraftPacing(memory: $0.source.pacingMemory) : nil }
     }
 
     /// Runs one round, calling `onText` with any text it finishes.

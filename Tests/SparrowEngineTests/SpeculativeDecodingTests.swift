@@ -72,6 +72,20 @@ import Testing
         #expect(!pacing.allowsDraft(at: 18), "a run of rejections pauses")
     }
 
+    /// With a longer memory (a draft model's), the three rejections that pause the default
+    /// pacing above do not; only a longer run does.
+    @Test func aLongerMemoryWeighsMoreRounds() {
+        var pacing = DraftPacing(memory: 0.875)
+        pacing.recordPlainStep(seconds: 0.024)
+        pacing.recordRound(seconds: 0.104, tokens: 14, at: 14)
+        for at in 15...17 { pacing.recordRound(seconds: 0.104, tokens: 1, at: at) }  // 0.344 s / 12.0 tokens
+        #expect(pacing.allowsDraft(at: 18))
+        for at in 18...20 { pacing.recordRound(seconds: 0.104, tokens: 1, at: at) }  // 0.505 s / 10.7 tokens: just under 0.048
+        #expect(pacing.allowsDraft(at: 21))
+        pacing.recordRound(seconds: 0.104, tokens: 1, at: 21)  // 0.546 s / 10.4 tokens
+        #expect(!pacing.allowsDraft(at: 22), "a long enough run of rejections pauses")
+    }
+
     /// Rounds slower per token than plain steps pause drafting, for longer each time they lose;
     /// a winning round restores the shortest pause.
     @Test func pausesDraftingWhileItLosesToPlainSteps() {

@@ -25,10 +25,15 @@ public protocol DraftSource: Sendable {
     /// Called once the prompt is prefilled, with the prompt: a source with its own model reads
     /// it now, as prompt processing, rather than inside the first round of decoding.
     mutating func prepare(for history: [Int]) throws
+    /// How much of the past `DraftPacing` keeps per round: little for a source whose worth
+    /// changes with the text (lookup: copying or not), more for one whose misses are noise
+    /// around a steady rate (a draft model), so that a few misses in a row do not pause it.
+    var pacingMemory: Double { get }
 }
 
 extension DraftSource {
     public mutating func prepare(for history: [Int]) throws {}
+    public var pacingMemory: Double { DraftPacing.defaultMemory }
 }
 
 /// How a generation drafts.
@@ -53,20 +58,23 @@ public struct SpeculationOptions: Sendable {
 }
 
 /// Drafts only while drafting pays, by measured time: the seconds rounds take (drafting,
-/// verifying) over the tokens they yield, each older round weighing
-/// half as much as the next, against plain decode steps' seconds per token. So one rejected
-/// draft amid long accepted ones does not stop drafting, a run of them does. When rounds are
-/// more than twice as slow, drafting pauses for 16 tokens, doubling up to 256 while it keeps
-/// losing, then a fresh round probes again. Text the source cannot predict (prompt lookup on
-/// new prose) then costs little more than plain decoding.
+/// verifying) over the tokens they yield, each older round weighing `memory` times as much as
+/// the next (half, by default), against plain decode steps' seconds per token. So one
+/// rejected draft amid long accepted ones does not stop drafting, a run of them does. When
+/// rounds are more than twice as slow, drafting pauses for 16 tokens, doubling up to 256
+/// while it keeps losing, then a fresh round probes again. Text the source cannot predict
+/// (prompt lookup on new prose) then costs little more than plain decoding.
 struct DraftPacing {
     private var plainSecondsPerToken: Double?
     private var roundSeconds = 0.0, roundTokens = 0.0
     private var resumeAt = 0
     private var pause = Self.firstPause
     static let firstPause = 16, longestPause = 256
+    static let defaultMemory = 0.5
     /// How much of the past a new measurement keeps.
-    static let decay = 0.5
+    let decay: Double
+
+    init(memory: Double = Self.defaultMemory) { decay = memory }
     /// Only a clear loss pauses: a pause also forgoes what a copy stream's next drafts would
     /// have yielded (measured: pausing at parity cut a word-for-word quote from 2.4x to 1.8x).
     static let losingFactor = 2.0
@@ -74,12 +82,12 @@ struct DraftPacing {
     func allowsDraft(at generated: Int) -> Bool { generated >= resumeAt }
 
     mutating func recordPlainStep(seconds: Double) {
-        plainSecondsPerToken = plainSecondsPerToken.map { Self.decay * $0 + (1 - Self.decay) * seconds } ?? seconds
+        plainSecondsPerToken = plainSecondsPerToken.map { decay * $0 + (1 - decay) * seconds } ?? seconds
     }
 
     mutating func recordRound(seconds: Double, tokens: Int, at generated: Int) {
-        roundSeconds = Self.decay * roundSeconds + seconds
-        roundTokens = Self.decay * roundTokens + Double(tokens)
+        roundSeconds = decay * roundSeconds + seconds
+        roundTokens = decay * roundTokens + Double(tokens)
         guard let plain = plainSecondsPerToken else {
             resumeAt = generated + 2  // the next check comes after one more token: one plain step to compare with
             return
