@@ -9,13 +9,8 @@ protocol Int8DotProduct {
     /// The 64 bits as bytes, 1 where the bit is set (bit i -> byte i).
     static func bitBytes(_ bits: UInt64) -> SIMD64<UInt8>
     /// acc + small * scale, exact for |small| < 2^15 and `scale` a 16-bit signed value in the
-    /// low half of each lane with the high half zero (see `scaleWord`).
+    /// low half of each lane with the high half zero (a "scale word": scale & 0xFFFF).
     static func scaledAdd(_ acc: SIMD16<Int32>, _ small: SIMD16<Int32>, _ scale: SIMD16<Int32>) -> SIMD16<Int32>
-}
-
-extension Int8DotProduct {
-    /// A scale as `scaledAdd` takes it.
-    @inline(__always) static func scaleWord(_ scale: Int32) -> Int32 { scale & 0xFFFF }
 }
 
 /// AVX-512 VNNI: one `vpdpbusd` each. Only used after `cpuHasVNNI` said yes.

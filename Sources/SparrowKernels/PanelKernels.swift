@@ -114,7 +114,7 @@ enum PanelDot<D: Int8DotProduct> {
         for b in 0..<blocks {
             prefetch(next, 144 * b, 144)
             let dA = UnsafeRawPointer(x.scales).simd(SIMD16<Float>.self, at: 64 * b)
-            let meta = (unpacked.0 + PanelRow.q4KMetadata(block: b, blocks: blocks), unpacked.1 + PanelRow.q4KMetadata(block: b, blocks: blocks))
+            let meta = (unpacked.0 + PanelRow.q4KMetadata(block: b), unpacked.1 + PanelRow.q4KMetadata(block: b))
             let d = (SIMD16(repeating: meta.0.load(fromByteOffset: 64, as: Float.self)) * dA,
                      SIMD16(repeating: meta.1.load(fromByteOffset: 64, as: Float.self)) * dA)
             let dMin = (SIMD16(repeating: meta.0.load(fromByteOffset: 68, as: Float.self)) * dA,
@@ -297,13 +297,13 @@ enum PanelRow {
     static func q8BlockBytes(cols: Int) -> Int { 2 * cols }
 
     /// Q4_K: per super-block its eight scales and eight minimums as int32 (6-bit, so also
-    /// `Int8DotProduct.scaleWord`s) and d and dmin as
-    /// f32 (`q4KMetadata`), decoded once per row so that the kernel broadcasts each from
-    /// memory (the kernel reads the quants from the row itself).
+    /// scale words for `Int8DotProduct.scaledAdd`) and d and dmin as f32 (`q4KMetadata`),
+    /// decoded once per row so that the kernel broadcasts each from memory (the kernel reads
+    /// the quants from the row itself).
     static func unpackQ4_K(_ row: UnsafeRawPointer, blocks: Int, into dst: UnsafeMutableRawPointer) {
         for b in 0..<blocks {
             let block = row + 144 * b
-            let meta = dst + q4KMetadata(block: b, blocks: blocks)
+            let meta = dst + q4KMetadata(block: b)
             meta.storeBytes(of: sparrow_q4k_scales_mins(block + 4), as: SIMD16<Int32>.self)
             meta.storeBytes(of: block.float16(at: 0), toByteOffset: 64, as: Float.self)
             meta.storeBytes(of: block.float16(at: 2), toByteOffset: 68, as: Float.self)
@@ -311,7 +311,7 @@ enum PanelRow {
     }
 
     /// Where super-block `block`'s decoded scales start in an unpacked Q4_K row.
-    @inline(__always) static func q4KMetadata(block: Int, blocks: Int) -> Int { q4KMetadataBytes * block }
+    @inline(__always) static func q4KMetadata(block: Int) -> Int { q4KMetadataBytes * block }
     static let q4KMetadataBytes = 80
 
     /// Q6_K: the unsigned quants (0...63), 256 bytes per super-block.
@@ -328,8 +328,8 @@ enum PanelRow {
         }
     }
 
-    /// Q6_K's sixteen scales per super-block as `Int8DotProduct.scaleWord`s (64 bytes per
-    /// super-block), for the one-token order, which reads the quants from the row itself.
+    /// Q6_K's sixteen scales per super-block as scale words for `Int8DotProduct.scaledAdd` (64
+    /// bytes per super-block), for the one-token order, which reads the quants from the row itself.
     static func unpackQ6KScales(_ row: UnsafeRawPointer, blocks: Int, into dst: UnsafeMutableRawPointer) {
         for b in 0..<blocks {
             let scales = sparrow_i8x16_to_i32((row + 210 * b).simd(SIMD16<Int8>.self, at: 192)) & 0xFFFF

@@ -94,8 +94,6 @@ __attribute__((always_inline)) static inline sparrow_u8x64 sparrow_q6k_quarter(s
 }
 /// Unsigned bytes less `offset`, as signed bytes.
 static inline sparrow_i8x32 sparrow_minus_offset32(sparrow_u8x32 q, uint8_t offset) { return (sparrow_i8x32)(q - offset); }
-/// Unsigned bytes less `offset`, as signed bytes (64 of them).
-static inline sparrow_i8x64 sparrow_minus_offset64(sparrow_u8x64 q, uint8_t offset) { return (sparrow_i8x64)(q - offset); }
 /// Signed bytes offset by +128 to unsigned.
 static inline sparrow_u8x32 sparrow_offset_binary32(sparrow_i8x32 q) { return (sparrow_u8x32)q ^ 0x80; }
 /// Two 32-byte halves as one 64-byte vector: [a, b].
