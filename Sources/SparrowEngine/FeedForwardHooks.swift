@@ -6,10 +6,12 @@ public protocol DecodeFeedForward: AnyObject {
     func compute(layer: Int, input: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>) -> Bool
 }
 
-/// Sees every feed-forward block's input and its gate and up projections (before the
-/// activation), a chunk of rows at a time: what a method calibrates on.
+/// Sees every feed-forward block's input, the residual stream it will add to, and its gate
+/// and up projections (before the activation), a chunk of rows at a time: what a method
+/// calibrates on.
 public protocol FeedForwardObserver: AnyObject {
-    func observe(layer: Int, input: UnsafePointer<Float>, gate: UnsafePointer<Float>, up: UnsafePointer<Float>, rows: Int)
+    func observe(layer: Int, input: UnsafePointer<Float>, residual: UnsafePointer<Float>, gate: UnsafePointer<Float>,
+                 up: UnsafePointer<Float>, rows: Int)
 }
 
 /// The feed-forward hooks a session's forward passes use.

@@ -122,7 +122,7 @@ struct LayerComputation {
         if rows > 1 || !(hooks.decode?.compute(layer: l, input: b.normed, into: b.projected) ?? false) {
             matmul(layer.gate, b.normed, tokens: n, order: order, into: b.gate)
             matmul(layer.up, b.normed, tokens: n, order: order, into: b.up)
-            hooks.observer?.observe(layer: l, input: b.normed, gate: b.gate, up: b.up, rows: n)
+            hooks.observer?.observe(layer: l, input: b.normed, residual: hidden, gate: b.gate, up: b.up, rows: n)
             c.architecture.activation.apply(gate: b.gate, up: b.up, count: n * c.feedForwardSize)
             matmul(layer.down, b.gate, tokens: n, order: order, into: b.projected)
         }

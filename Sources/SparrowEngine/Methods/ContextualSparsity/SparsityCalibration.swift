@@ -90,8 +90,8 @@ public enum SparsityCalibration {
             let gateThresholds = quantiles(data.gateMagnitudes, at: options.levels)
             let activationThresholds = quantiles(data.activationMagnitudes, at: options.levels)
             let errors = [
-                SparsityRule.cats.rawValue: droppedShare(data.importance, by: data.gateMagnitudes, thresholds: gateThresholds),
-                SparsityRule.teal.rawValue: droppedShare(data.importance, by: data.activationMagnitudes, thresholds: activationThresholds),
+                SparsityRule.cats.rawValue: droppedEnergy(data.importance, by: data.gateMagnitudes, thresholds: gateThresholds, neurons: f),
+                SparsityRule.teal.rawValue: droppedEnergy(data.importance, by: data.activationMagnitudes, thresholds: activationThresholds, neurons: f),
             ]
             layers.append(SparsitySidecar.Layer(gateThresholds: gateThresholds, activationThresholds: activationThresholds, errors: errors,
                                                 predictorRecall: trained.heldOutRecall, predictorDown: offsets.0, predictorUp: offsets.1,
@@ -115,10 +115,10 @@ public enum SparsityCalibration {
                                                      input: inputs.baseAddress! + (rows - n) * d, rows: n, matmul: matmul,
                                                      rank: &rank, up: &scratch, into: &scores)
                 }
-                header.layers[l].errors[rule.rawValue] = droppedShare(data.importance, rankedBy: scores, neurons: f, levels: options.levels)
+                header.layers[l].errors[rule.rawValue] = droppedEnergy(data.importance, rankedBy: scores, neurons: f, levels: options.levels)
             }
             let e = header.layers[l].errors
-            log(String(format: "layer %d: skipping half the neurons drops %.1f%% (predictor), %.1f%% (subspace), %.1f%% (cats), %.1f%% (teal) of the output energy",
+            log(String(format: "layer %d: skipping half the neurons drops %.3f%% (predictor), %.3f%% (subspace), %.3f%% (cats), %.3f%% (teal) of the residual's energy",
                        l, 100 * e["predictor"]![5], 100 * e["subspace"]![5], 100 * e["cats"]![5], 100 * e["teal"]![5]))
         }
         header.calibration.seconds = Date().timeIntervalSince(start)
@@ -156,19 +156,17 @@ public enum SparsityCalibration {
         }
     }
 
-    /// Per threshold, the share of total importance in entries whose score is at most it.
-    static func droppedShare(_ importance: [Float], by score: [Float], thresholds: [Float]) -> [Double] {
-        let total = importance.reduce(0.0) { $0 + Double($1) }
-        return thresholds.map { t in
+    /// Per threshold, the importance in entries whose score is at most it, per row.
+    static func droppedEnergy(_ importance: [Float], by score: [Float], thresholds: [Float], neurons f: Int) -> [Double] {
+        thresholds.map { t in
             var dropped = 0.0
             for i in importance.indices where score[i] <= t { dropped += Double(importance[i]) }
-            return dropped / total
+            return dropped / Double(importance.count / f)
         }
     }
 
-    /// Per level, the share of total importance outside each row's top (1 - level) by `logits`.
-    static func droppedShare(_ importance: [Float], rankedBy logits: [Float], neurons f: Int, levels: [Double]) -> [Double] {
-        let total = importance.reduce(0.0) { $0 + Double($1) }
+    /// Per level, the importance outside each row's top (1 - level) by `logits`, per row.
+    static func droppedEnergy(_ importance: [Float], rankedBy logits: [Float], neurons f: Int, levels: [Double]) -> [Double] {
         var dropped = [Double](repeating: 0, count: levels.count)
         for r in 0..<(importance.count / f) {
             let order = (0..<f).sorted { logits[r * f + $0] > logits[r * f + $1] }
@@ -181,7 +179,7 @@ public enum SparsityCalibration {
                 dropped[k] += rowTotal - kept
             }
         }
-        return dropped.map { $0 / total }
+        return dropped.map { $0 / Double(importance.count / f) }
     }
 
     /// Records, per layer, the feed-forward inputs, the predictor's labels and (for the
@@ -222,7 +220,8 @@ public enum SparsityCalibration {
             }
         }
 
-        func observe(layer l: Int, input: UnsafePointer<Float>, gate: UnsafePointer<Float>, up: UnsafePointer<Float>, rows n: Int) {
+        func observe(layer l: Int, input: UnsafePointer<Float>, residual: UnsafePointer<Float>, gate: UnsafePointer<Float>,
+                     up: UnsafePointer<Float>, rows n: Int) {
             var acted = [Float](repeating: 0, count: f), ones = [Float](repeating: 1, count: f)
             var importance = [Float](repeating: 0, count: f), scratch = [Float](repeating: 0, count: f)
             var top = [Int32](repeating: 0, count: f)
@@ -232,9 +231,14 @@ public enum SparsityCalibration {
                 layers[l].inputs.withUnsafeMutableBufferPointer { $0.baseAddress!.advanced(by: row * d).update(from: input + t * d, count: d) }
                 acted.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: gate + t * f, count: f) }
                 activation.apply(gate: &acted, up: &ones, count: f)
+                // Relative to the residual stream the block adds to, so that errors compare
+                // across layers: a layer whose output is small beside its residual can skip more.
+                var residualEnergy: Float = 0
+                for j in 0..<d { residualEnergy += residual[t * d + j] * residual[t * d + j] }
+                let scale = 1 / max(residualEnergy, .leastNormalMagnitude)
                 for i in 0..<f {
                     let h = acted[i] * up[t * f + i]
-                    importance[i] = h * h * columnNorms[l][i]
+                    importance[i] = h * h * columnNorms[l][i] * scale
                 }
                 Selection.largest(labelCount, of: importance, count: f, scratch: &scratch, into: &top)
                 for i in top.prefix(labelCount) { layers[l].labels[row * f + Int(i)] = 1 }

@@ -23,8 +23,8 @@ public final class SparsitySidecar: @unchecked Sendable {
         public var gateThresholds: [Float]
         /// TEAL-style on the down projection's input: |act(gate) * up| at most this, per level.
         public var activationThresholds: [Float]
-        /// Per rule, the share of the block's output energy the skipped neurons carry
-        /// (sum of (h_i * |down column i|)^2 over held-out rows), per level.
+        /// Per rule and level, the energy the skipped neurons would have added, relative to the
+        /// residual stream's (mean over held-out rows of sum (h_i * |down column i|)^2 / |residual|^2).
         public var errors: [String: [Double]]
         /// The predictor's held-out recall of the important neurons.
         public var predictorRecall: Double
