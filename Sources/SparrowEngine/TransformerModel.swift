@@ -68,11 +68,11 @@ public final class TransformerModel: @unchecked Sendable {
     public var vocabularySize: Int { output.rows }
 
     /// Bytes of weights one decode step reads: every matrix once, plus one embedding row.
+    /// (Summed layer by layer: quantisation mixes give layers different types.)
     public var weightBytesPerToken: Int {
-        let perLayer = layers.first.map { l in
-            [l.query, l.key, l.value, l.attentionOutput, l.gate, l.up, l.down].reduce(0) { $0 + $1.rowBytes * $1.rows }
-        } ?? 0
-        return perLayer * layers.count + output.rowBytes * output.rows + tokenEmbedding.rowBytes
+        layers.reduce(0) { sum, l in
+            [l.query, l.key, l.value, l.attentionOutput, l.gate, l.up, l.down].reduce(sum) { $0 + $1.byteCount }
+        } + output.byteCount + tokenEmbedding.rowBytes
     }
 }
 

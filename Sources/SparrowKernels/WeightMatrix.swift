@@ -12,6 +12,8 @@ public struct WeightMatrix: @unchecked Sendable {
     public let cols: Int
     public let data: UnsafeRawPointer
     public var rowBytes: Int { cols / type.blockSize * type.bytesPerBlock }
+    /// Bytes of the whole matrix.
+    public var byteCount: Int { rows * rowBytes }
 
     public init(type: TensorType, rows: Int, cols: Int, data: UnsafeRawPointer) throws {
         guard type.isComputable else {
