@@ -34,18 +34,73 @@ struct KernelBench: ParsableCommand {
     @Flag(help: "Time only attention, not the weight matrices.")
     var attentionOnly = false
 
+    @Option(help: "Also time contextual sparsity's kernels keeping this fraction of each layer's feed-forward neurons.")
+    var keep: Double?
+
     func validate() throws {
         if batch < 2 { throw ValidationError("--batch must be at least 2") }
         if context < 1 { throw ValidationError("--context must be at least 1") }
         if repetitions < 1 { throw ValidationError("--repetitions must be at least 1") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if let keep, !(keep > 0 && keep <= 1) { throw ValidationError("--keep must be in (0, 1]") }
     }
 
     func run() throws {
         let file = try GGUFFile(path: model)
         let pool = ThreadPool(threadCount: threads ?? ProcessInfo.processInfo.activeProcessorCount)
         if !attentionOnly { try timeMatrices(file, pool: pool) }
+        if let keep { try timeSparseFeedForward(file, pool: pool, keep: keep) }
         timeAttention(file, pool: pool)
+    }
+
+    /// Contextual sparsity's kernels against the dense products they replace, every layer in
+    /// turn (so that weights come from memory, as in a decode step): the selected rows of each
+    /// gate, and the combination of selected rows of a transposed Q8_0 down (random values),
+    /// against dense gate and down. Each layer keeps a different random, ascending selection.
+    private func timeSparseFeedForward(_ file: GGUFFile, pool: ThreadPool, keep: Double) throws {
+        func layers(_ suffix: String) throws -> [WeightMatrix] {
+            try file.tensors.filter { $0.name.hasSuffix(suffix) && $0.type.isComputable }.map {
+                try WeightMatrix(type: $0.type, rows: $0.shape[1], cols: $0.shape[0], data: $0.data)
+            }
+        }
+        let gates = try layers("ffn_gate.weight"), downs = try layers("ffn_down.weight")
+        guard let f = gates.first?.rows, let d = gates.first?.cols, downs.count == gates.count else { return }
+        var rng = SystemRandomNumberGenerator()
+        let kept = max(1, Int((keep * Double(f)).rounded()))
+        let selections: [[Int32]] = gates.map { _ in Array(0..<Int32(f)).shuffled(using: &rng).prefix(kept).sorted() }
+        let rowBytes = d / 32 * 34
+        let copies = UnsafeMutableRawPointer.allocate(byteCount: gates.count * f * rowBytes, alignment: 64)
+        defer { copies.deallocate() }
+        let values = (0..<d).map { Float(($0 * 7919) % 2003) / 1001.5 - 1 }
+        for row in 0..<gates.count * f { quantizeQ8_0(values, count: d, into: copies + row * rowBytes) }
+        let transposed = try (0..<gates.count).map { try WeightMatrix(type: .q8_0, rows: f, cols: d, data: copies + $0 * f * rowBytes) }
+        let matmul = MatMul(pool: pool)
+        let x = (0..<max(f, d)).map { Float(($0 * 104729) % 1999) / 999.5 - 1 }
+        var out = [Float](repeating: 0, count: max(f, d))
+        func seconds(_ body: (UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) -> Double {
+            median {
+                let start = DispatchTime.now().uptimeNanoseconds
+                x.withUnsafeBufferPointer { input in out.withUnsafeMutableBufferPointer { body(input.baseAddress!, $0.baseAddress!) } }
+                return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            }
+        }
+        let denseGate = seconds { x, out in for w in gates { matmul(w, x, tokens: 1, into: out) } }
+        let sparseGate = seconds { x, out in
+            for (w, s) in zip(gates, selections) { s.withUnsafeBufferPointer { matmul.selectedRows(w, x, rows: $0, into: out) } }
+        }
+        let denseDown = seconds { x, out in for w in downs { matmul(w, x, tokens: 1, into: out) } }
+        let combined = seconds { x, out in
+            for (w, s) in zip(transposed, selections) { s.withUnsafeBufferPointer { matmul.combineRows(w, rows: $0, coefficients: x, into: out) } }
+        }
+        func gigabytes(_ bytes: Int) -> Double { Double(bytes * gates.count) / 1e9 }
+        func meanBytes(_ layers: [WeightMatrix]) -> Int { layers.reduce(0) { $0 + $1.byteCount } / layers.count }
+        print("\n| feed-forward kernels, \(gates.count) layers, \(kept) of \(f) neurons kept | µs per layer | GB/s |\n|---|---:|---:|")
+        for (name, time, bytes) in [("gate, dense (\(gates[0].type.name))", denseGate, meanBytes(gates)),
+                                    ("gate, selected rows", sparseGate, kept * gates[0].rowBytes),
+                                    ("down, dense (\(Set(downs.map(\.type.name)).sorted().joined(separator: ", ")))", denseDown, meanBytes(downs)),
+                                    ("down, combined Q8_0 rows", combined, kept * rowBytes)] {
+            print("| \(name) | " + String(format: "%.1f | %.1f |", time * 1e6 / Double(gates.count), gigabytes(bytes) / time))
+        }
     }
 
     /// Every distinct (type, shape) weight matrix: one decode step and one prefill batch.
@@ -63,7 +118,7 @@ struct KernelBench: ParsableCommand {
             let prefillRows = min(rows, 4096)
             let slice = try WeightMatrix(type: tensor.type, rows: prefillRows, cols: cols, data: tensor.data)
             let prefill = median { time(matmul, slice, tokens: batch) }
-            let gigabytes = Double(w.rowBytes * rows) / 1e9
+            let gigabytes = Double(w.byteCount) / 1e9
             let operations = 2 * Double(prefillRows * cols * batch) / 1e9
             let name = tensor.name.split(separator: ".").dropFirst(tensor.name.hasPrefix("blk.") ? 2 : 0).joined(separator: ".")
             print("| \(name) | \(tensor.type.name) | \(prefillRows == rows ? "" : "\(prefillRows)/")\(rows) x \(cols) | "

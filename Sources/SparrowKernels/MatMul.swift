@@ -178,18 +178,17 @@ public final class MatMul: @unchecked Sendable {
     /// (a short last quad repeats its last row).
     @inline(__always)
     private func rowQuads<T: RowTokens>(_ w: WeightMatrix, _ selected: UnsafeBufferPointer<Int32>?, _ output: UnsafeMutablePointer<Float>, _: T.Type,
-                                        _ kernel: (Quad<UnsafeRawPointer>, UnsafeRawPointer?) -> (SIMD4<Float>, SIMD4<Float>)) {
-        let count = selected?.count ?? w.rows, rowBytes = w.rowBytes, ahead = 8
+                                        _ kernel: (Quad<UnsafeRawPointer>, QuadPrefetch?) -> (SIMD4<Float>, SIMD4<Float>)) {
+        let count = selected?.count ?? w.rows, ahead = selected == nil ? 8 : 16
         @inline(__always) func row(_ i: Int) -> UnsafeRawPointer { w.row(selected.map { Int($0[i]) } ?? i) }
         pool.parallelFor((count + 3) / 4) { quads in
             for quad in quads {
                 let i = 4 * quad, last = count - 1
-                // Scattered rows (contextual sparsity) are fetched here; contiguous ones (dense)
-                // by the kernel, a little per block, since fetching four rows at once stalls it.
-                var next: UnsafeRawPointer? = nil
-                if i + 3 + ahead < count {
-                    if selected == nil { next = row(i + ahead) } else { for k in 0..<4 { sparrow_prefetch(row(i + k + ahead), rowBytes) } }
-                }
+                // The kernel fetches the rows `ahead` on a little per block: fetching four whole
+                // rows at once stalls it, and scattered rows (contextual sparsity) are beyond
+                // the hardware prefetcher (they need the longer lead: measured, 16 rows beat 8).
+                let j = i + ahead
+                let next = j + 3 < count ? QuadPrefetch(rows: (row(j), row(j + 1), row(j + 2), row(j + 3)), contiguous: selected == nil) : nil
                 let index = (i, min(i + 1, last), min(i + 2, last), min(i + 3, last))
                 let sums = kernel((row(index.0), row(index.1), row(index.2), row(index.3)), next)
                 @inline(__always) func store(_ sum: SIMD4<Float>, _ out: UnsafeMutablePointer<Float>) {

@@ -12,16 +12,19 @@ extension MatMul {
         guard !rows.isEmpty else { return output.initialize(repeating: 0, count: w.cols) }
         // Rows split across the pool, each worker summing whole rows (read front to back, as
         // the prefetcher likes: the selected rows are scattered) into its own partial sums.
-        let cols = w.cols, workers = pool.threadCount
+        let cols = w.cols, workers = pool.threadCount, ahead = 8
         let partials = partialScratch.bytes(workers * cols * 4).assumingMemoryBound(to: Float.self)
         pool.run { worker, count in
             let sums = partials + worker * cols
             sums.initialize(repeating: 0, count: cols)
             let mine = ThreadPool.chunk(worker, of: count, count: rows.count)
             for i in mine {
-                if i + 8 < mine.upperBound { sparrow_prefetch(w.row(Int(rows[i + 8])), w.rowBytes) }
+                // The row `ahead` on is fetched a block per block summed: fetching it whole
+                // at once stalls the loop.
+                let next = i + ahead < mine.upperBound ? w.row(Int(rows[i + ahead])) : nil
                 let c = coefficients[i], row = w.row(Int(rows[i]))
                 for b in 0..<(cols / 32) {
+                    if let next { sparrow_prefetch(next + b * 34, 34) }
                     let block = row + b * 34, out = sums + b * 32
                     let s = F32x16(repeating: c * block.float16(at: 0))
                     store16(load16(out).addingProduct(s, sparrow_i32x16_to_f32(sparrow_i8x16_to_i32(block.simd(SIMD16<Int8>.self, at: 2)))), out)
