@@ -15,6 +15,9 @@ public struct SparsityFrontier {
         public let denseDecodeTokensPerSecond: Double
         /// The median of the paired runs' speed ratios.
         public let speedup: Double
+        /// Weight bytes a decode step reads, sparse over dense: 1 / this is the speed-up a
+        /// purely bandwidth-bound step would get.
+        public let weightBytesRatio: Double
     }
 
     public struct Report: Encodable, Sendable {
@@ -63,10 +66,12 @@ public struct SparsityFrontier {
                                   perplexityRatio: sparse.perplexity / dense.perplexity,
                                   decodeTokensPerSecond: SampleStatistics(sparseRates).median,
                                   denseDecodeTokensPerSecond: SampleStatistics(denseRates).median,
-                                  speedup: SampleStatistics(zip(sparseRates, denseRates).map { $0 / $1 }).median)
+                                  speedup: SampleStatistics(zip(sparseRates, denseRates).map { $0 / $1 }).median,
+                                  weightBytesRatio: Double(method.weightBytesPerToken) / Double(model.transformer.weightBytesPerToken))
                 points.append(point)
-                log(String(format: "%@ %.2f: perplexity %.4f (%.3fx), decode %.1f vs %.1f t/s (%.2fx)", rule.rawValue, point.level,
-                           point.perplexity, point.perplexityRatio, point.decodeTokensPerSecond, point.denseDecodeTokensPerSecond, point.speedup))
+                log(String(format: "%@ %.2f: perplexity %.4f (%.3fx), decode %.1f vs %.1f t/s (%.2fx; weight bytes %.2fx)", rule.rawValue,
+                           point.level, point.perplexity, point.perplexityRatio, point.decodeTokensPerSecond, point.denseDecodeTokensPerSecond,
+                           point.speedup, point.weightBytesRatio))
             }
         }
         session.decodeFeedForward = nil

@@ -18,11 +18,15 @@ public enum SparsityRule: String, CaseIterable, Codable, Sendable {
 /// Deja Vu contextual sparsity for gated (SwiGLU / GeGLU) feed-forward blocks, on decode
 /// steps: per token and layer only the selected neurons' rows of gate and up, and rows of a
 /// transposed copy of down, are read. Budgets per layer come from the sidecar's measured
-/// errors under a global sparsity (greedy: each step sparsifies the layer it costs least).
+/// errors under a global sparsity (greedy: each step sparsifies the layer it costs least),
+/// among the levels at which a layer reads fewer bytes than its dense block (the Q8_0 copy of
+/// down is larger than a 4- or 6-bit original, so a lightly thinned layer would be slower).
 public final class ContextualSparsity: DecodeFeedForward, @unchecked Sendable {
     public let rule: SparsityRule
     /// Per layer, the fraction of neurons skipped (0: the dense block runs).
     public let layerSparsity: [Double]
+    /// Weight bytes one decode step reads (the whole model, the predictors included).
+    public let weightBytesPerToken: Int
     private let levelIndices: [Int]
     private let model: TransformerModel
     private let sidecar: SparsitySidecar
@@ -42,9 +46,18 @@ public final class ContextualSparsity: DecodeFeedForward, @unchecked Sendable {
         self.model = model
         self.sidecar = sidecar
         matmul = MatMul(pool: pool)
-        let indices = Self.allocate(errors: header.layers.map { $0.errors[rule.rawValue] ?? [] }, levels: header.levels, sparsity: sparsity)
+        let bytes = model.layers.indices.map { FeedForwardBytes(model: model, sidecar: sidecar, layer: $0) }
+        let fewerBytes = bytes.map { b in
+            (1..<header.levels.count).first { b.sparse(rule, kept: 1 - header.levels[$0]) < b.dense } ?? header.levels.count
+        }
+        let indices = Self.allocate(errors: header.layers.map { $0.errors[rule.rawValue] ?? [] }, levels: header.levels,
+                                    sparsity: sparsity, firstUseful: fewerBytes)
         levelIndices = indices
         layerSparsity = indices.map { header.levels[$0] }
+        weightBytesPerToken = model.weightBytesPerToken - zip(bytes, layerSparsity).reduce(0) { saved, layer in
+            let (b, s) = layer
+            return saved + (s > 0 ? Int(b.dense - b.sparse(rule, kept: 1 - s)) : 0)
+        }
         var memory: [UnsafeMutableRawPointer] = []
         transposedDown = try model.layers.enumerated().map { l, layer in
             guard indices[l] > 0 else { return nil }
@@ -131,18 +144,22 @@ public final class ContextualSparsity: DecodeFeedForward, @unchecked Sendable {
     static func keptNeurons(_ f: Int, atLevel level: Double) -> Int { f - Int((level * Double(f)).rounded()) }
 
     /// Per layer, the index into `levels` whose mean reaches `sparsity`: from all-dense, each
-    /// step moves one layer to its next level, the one whose error grows least.
-    static func allocate(errors: [[Double]], levels: [Double], sparsity: Double) -> [Int] {
+    /// step moves one layer to its next level, the one whose error grows least per unit of
+    /// sparsity. A dense layer's first step goes straight to `firstUseful[layer]` (the first
+    /// level worth running sparse; past the last level: never).
+    static func allocate(errors: [[Double]], levels: [Double], sparsity: Double, firstUseful: [Int]) -> [Int] {
         var chosen = [Int](repeating: 0, count: errors.count)
         func mean() -> Double { chosen.reduce(0) { $0 + levels[$1] } / Double(max(chosen.count, 1)) }
         while mean() < sparsity - 1e-9 {
-            var best: (layer: Int, cost: Double)?
-            for (l, curve) in errors.enumerated() where chosen[l] + 1 < levels.count {
-                let cost = curve[chosen[l] + 1] - curve[chosen[l]]
-                if best.map({ cost < $0.cost }) ?? true { best = (l, cost) }
+            var best: (layer: Int, level: Int, cost: Double)?
+            for (l, curve) in errors.enumerated() {
+                let now = chosen[l], next = now == 0 ? max(firstUseful[l], 1) : now + 1
+                guard next < levels.count else { continue }
+                let cost = (curve[next] - curve[now]) / (levels[next] - levels[now])
+                if best.map({ cost < $0.cost }) ?? true { best = (l, next, cost) }
             }
             guard let best else { break }
-            chosen[best.layer] += 1
+            chosen[best.layer] = best.level
         }
         return chosen
     }
@@ -160,5 +177,33 @@ public final class ContextualSparsity: DecodeFeedForward, @unchecked Sendable {
             quantizeQ8_0(column, count: w.rows, into: out + c * rowBytes)
         }
         return out
+    }
+}
+
+/// Weight bytes one decode step reads in a layer's feed-forward block: dense, and under a
+/// rule that keeps a fraction of the neurons (whose down rows come from the Q8_0 copy).
+struct FeedForwardBytes {
+    let gate, up, down, transposedDown, predictor, subspace: Double
+
+    init(model: TransformerModel, sidecar: SparsitySidecar, layer l: Int) {
+        let layer = model.layers[l], f = model.config.feedForwardSize, vector = Double(f * 4)
+        let p = sidecar.predictors[l], s = sidecar.subspaces[l]
+        gate = Double(layer.gate.byteCount)
+        up = Double(layer.up.byteCount)
+        down = Double(layer.down.byteCount)
+        transposedDown = Double(f * q8_0RowBytes(cols: model.config.embeddingSize))
+        predictor = Double(p.down.byteCount + p.up.byteCount) + vector
+        subspace = Double(s.basis.byteCount + s.gate.byteCount + s.up.byteCount) + vector
+    }
+
+    var dense: Double { gate + up + down }
+
+    func sparse(_ rule: SparsityRule, kept k: Double) -> Double {
+        switch rule {
+        case .predictor: k * (gate + up + transposedDown) + predictor
+        case .subspace: k * (gate + up + transposedDown) + subspace
+        case .cats: gate + k * (up + transposedDown)
+        case .teal: gate + up + k * transposedDown
+        }
     }
 }
