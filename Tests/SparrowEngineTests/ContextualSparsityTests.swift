@@ -79,6 +79,20 @@ import Testing
         let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
         try bytes.prefix(bytes.count - 100).write(to: URL(fileURLWithPath: path))
         #expect(throws: SparsityError.self) { try SparsitySidecar(path: path, modelSHA256: String(repeating: "0", count: 64), config: model.config) }
+        // Nor one whose header lacks a rule's errors (budgets could not be allocated) or whose
+        // levels do not rise from 0.
+        let whole = try Self.selectEverything(model, sha256: String(repeating: "0", count: 64))
+        for edit: (inout SparsitySidecar.Header) -> Void in [{ $0.layers[3].errors["teal"] = nil }, { $0.levels = [0.5, 0] }] {
+            var header = whole.header
+            edit(&header)
+            try whole.write(to: path)
+            var file = try Data(contentsOf: URL(fileURLWithPath: path))
+            let length = file[8..<12].enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+            let json = try JSONEncoder().encode(header)
+            file.replaceSubrange(8..<(12 + length), with: withUnsafeBytes(of: UInt32(json.count).littleEndian) { Data($0) } + json)
+            try file.write(to: URL(fileURLWithPath: path))
+            #expect(throws: SparsityError.self) { try SparsitySidecar(path: path, modelSHA256: String(repeating: "0", count: 64), config: model.config) }
+        }
     }
 
     /// Calibration on real text writes a sidecar that reads back and drives every rule: the

@@ -110,6 +110,10 @@ public final class SparsitySidecar: @unchecked Sendable {
               header.layers.count == config.layerCount else {
             throw SparsityError("sparsity sidecar \(path) does not match the model's shape")
         }
+        // Budgets start from level 0 (dense) and step up through the grid.
+        guard header.levels.first == 0, zip(header.levels, header.levels.dropFirst()).allSatisfy({ $0 < $1 }), header.levels.last! < 1 else {
+            throw SparsityError("sparsity sidecar \(path) has levels \(header.levels); they must rise from 0 and stay below 1")
+        }
         try self.init(header: header, blob: Array(bytes[(12 + length)...]))
         for layer in header.layers {
             let ends = [layer.predictorDown + header.rank * q8_0RowBytes(cols: header.embeddingSize),
@@ -119,7 +123,7 @@ public final class SparsitySidecar: @unchecked Sendable {
                         layer.subspaceGate + header.feedForwardSize * q8_0RowBytes(cols: header.subspaceRank),
                         layer.subspaceUp + header.feedForwardSize * q8_0RowBytes(cols: header.subspaceRank),
                         layer.downColumnNorms + header.feedForwardSize * 4]
-            guard ends.allSatisfy({ $0 <= blobCount }), layer.errors.values.allSatisfy({ $0.count == header.levels.count }),
+            guard ends.allSatisfy({ $0 <= blobCount }), SparsityRule.allCases.allSatisfy({ layer.errors[$0.rawValue]?.count == header.levels.count }),
                   layer.gateThresholds.count == header.levels.count, layer.activationThresholds.count == header.levels.count else {
                 throw SparsityError("sparsity sidecar \(path) is truncated or inconsistent")
             }
