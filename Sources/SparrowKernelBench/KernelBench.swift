@@ -48,15 +48,17 @@ struct KernelBench: ParsableCommand {
     func run() throws {
         let file = try GGUFFile(path: model)
         let pool = ThreadPool(threadCount: threads ?? ProcessInfo.processInfo.activeProcessorCount)
-        if !attentionOnly { try timeMatrices(file, pool: pool) }
-        if let keep { try timeSparseFeedForward(file, pool: pool, keep: keep) }
+        if !attentionOnly {
+            try timeMatrices(file, pool: pool)
+            if let keep { try timeSparseFeedForward(file, pool: pool, keep: keep) }
+        }
         timeAttention(file, pool: pool)
     }
 
     /// Contextual sparsity's kernels against the dense products they replace, every layer in
     /// turn (so that weights come from memory, as in a decode step): the selected rows of each
-    /// gate, and the combination of selected rows of a transposed Q8_0 down (random values),
-    /// against dense gate and down. Each layer keeps a different random, ascending selection.
+    /// gate, and the combination of selected rows of a transposed Q8_0 down (synthetic
+    /// values), against dense gate and down. Each layer keeps a different random, ascending selection.
     private func timeSparseFeedForward(_ file: GGUFFile, pool: ThreadPool, keep: Double) throws {
         func layers(_ suffix: String) throws -> [WeightMatrix] {
             try file.tensors.filter { $0.name.hasSuffix(suffix) && $0.type.isComputable }.map {
@@ -64,11 +66,13 @@ struct KernelBench: ParsableCommand {
             }
         }
         let gates = try layers("ffn_gate.weight"), downs = try layers("ffn_down.weight")
-        guard let f = gates.first?.rows, let d = gates.first?.cols, downs.count == gates.count else { return }
+        guard let f = gates.first?.rows, let d = gates.first?.cols, downs.count == gates.count,
+              let rowBytes = TensorType.q8_0.byteCount(elements: d) else {
+            throw KernelError("\(model) has no feed-forward layers the sparse kernels can run on")
+        }
         var rng = SystemRandomNumberGenerator()
         let kept = max(1, Int((keep * Double(f)).rounded()))
         let selections: [[Int32]] = gates.map { _ in Array(0..<Int32(f)).shuffled(using: &rng).prefix(kept).sorted() }
-        let rowBytes = d / 32 * 34
         let copies = UnsafeMutableRawPointer.allocate(byteCount: gates.count * f * rowBytes, alignment: 64)
         defer { copies.deallocate() }
         let values = (0..<d).map { Float(($0 * 7919) % 2003) / 1001.5 - 1 }
