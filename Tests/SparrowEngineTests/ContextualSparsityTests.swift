@@ -5,9 +5,10 @@ import SparrowTestSupport
 import Testing
 
 @Suite(.serialized) struct ContextualSparsityTests {
-    /// A sidecar whose thresholds select every neuron at its one sparse level (both ranking
-    /// rules' matrices zero).
-    static func selectEverything(_ model: LanguageModel, sha256: String) throws -> SparsitySidecar {
+    /// A sidecar whose thresholds select every neuron at every level (both ranking rules'
+    /// matrices zero), with the same error curve in every layer and rule.
+    static func selectEverything(_ model: LanguageModel, sha256: String, levels: [Double] = [0, 0.5],
+                                 errors: [Double] = [0, 0.1]) throws -> SparsitySidecar {
         let c = model.config, rank = 32
         var blob: [UInt8] = []
         func reserve(_ bytes: Int) -> Int {
@@ -16,12 +17,13 @@ import Testing
         }
         let down = reserve(rank * q8_0RowBytes(cols: c.embeddingSize)), projected = reserve(c.feedForwardSize * q8_0RowBytes(cols: rank))
         let vector = reserve(c.feedForwardSize * 4)
-        let layer = SparsitySidecar.Layer(gateThresholds: [-1, -1], activationThresholds: [-1, -1],
-                                          errors: Dictionary(uniqueKeysWithValues: SparsityRule.allCases.map { ($0.rawValue, [0, 0.1]) }),
+        let selectAll = [Float](repeating: -1, count: levels.count)
+        let layer = SparsitySidecar.Layer(gateThresholds: selectAll, activationThresholds: selectAll,
+                                          errors: Dictionary(uniqueKeysWithValues: SparsityRule.allCases.map { ($0.rawValue, errors) }),
                                           predictorRecall: 1, predictorDown: down, predictorUp: projected, predictorBias: vector,
                                           subspaceBasis: down, subspaceGate: projected, subspaceUp: projected, downColumnNorms: vector)
         return try SparsitySidecar(header: .init(modelSHA256: sha256, embeddingSize: c.embeddingSize, feedForwardSize: c.feedForwardSize, rank: rank,
-                                             subspaceRank: rank, levels: [0, 0.5], layers: Array(repeating: layer, count: c.layerCount),
+                                             subspaceRank: rank, levels: levels, layers: Array(repeating: layer, count: c.layerCount),
                                              calibration: .init(text: "none", tokens: 0, heldOutRows: 0, seconds: 0)),
                                blob: blob)
     }
@@ -179,18 +181,22 @@ import Testing
 
     /// The bytes model behind that choice, on Qwen2.5-Coder-0.5B (down mixes Q4_K and Q6_K;
     /// its Q8_0 copy holds 952 bytes per neuron): TEAL pays off from 47% of a Q4_K down
-    /// skipped and from 23% of a Q6_K one; every level of CATS above 0.3 skips bytes.
+    /// skipped and from 23% of a Q6_K one. With 0.3 cheap and 0.6 dear in every layer, a mean
+    /// of 0.3 would put every layer at 0.3; instead the Q6_K layers go there and Q4_K layers,
+    /// which would read more than dense at 0.3, to 0.6 or nowhere. Every level of CATS above
+    /// 0.3 skips bytes.
     @Test func sparseLayersReadFewerBytesThanDenseOnes() throws {
         let model = try catalogModel("qwen2.5-coder-0.5b")
-        let sidecar = try Self.selectEverything(model, sha256: "test")
-        let teal = try ContextualSparsity(model: model.transformer, sidecar: sidecar, rule: .teal, sparsity: 0.5, pool: ThreadPool(threadCount: 1))
-        for l in model.transformer.layers.indices {
+        let sidecar = try Self.selectEverything(model, sha256: "test", levels: [0, 0.3, 0.6], errors: [0, 0.01, 0.5])
+        let teal = try ContextualSparsity(model: model.transformer, sidecar: sidecar, rule: .teal, sparsity: 0.3, pool: ThreadPool(threadCount: 1))
+        for (l, layer) in model.transformer.layers.enumerated() {
             let bytes = FeedForwardBytes(model: model.transformer, sidecar: sidecar, layer: l)
             let breakEven = 1 - bytes.down / bytes.transposedDown
-            #expect(bytes.sparse(.teal, kept: 1 - breakEven) == bytes.dense)
-            #expect(abs(breakEven - (model.transformer.layers[l].down.type == .q4_K ? 0.47 : 0.23)) < 0.01, "layer \(l): \(breakEven)")
+            #expect(abs(breakEven - (layer.down.type == .q4_K ? 0.47 : 0.23)) < 0.01, "layer \(l): \(breakEven)")
+            #expect((layer.down.type == .q4_K ? [0, 0.6] : [0.3]).contains(teal.layerSparsity[l]), "layer \(l): \(teal.layerSparsity[l])")
             #expect(bytes.sparse(.cats, kept: 0.7) < bytes.dense)
         }
+        #expect(abs(teal.meanSparsity - 0.3) < 1e-9)
         #expect(teal.weightBytesPerToken < model.transformer.weightBytesPerToken)
     }
 }
