@@ -81,19 +81,15 @@ struct KernelBench: ParsableCommand {
         let matmul = MatMul(pool: pool)
         let x = (0..<max(f, d)).map { Float(($0 * 104729) % 1999) / 999.5 - 1 }
         var out = [Float](repeating: 0, count: max(f, d))
-        func seconds(_ body: (UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) -> Double {
-            median {
-                let start = DispatchTime.now().uptimeNanoseconds
-                x.withUnsafeBufferPointer { input in out.withUnsafeMutableBufferPointer { body(input.baseAddress!, $0.baseAddress!) } }
-                return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-            }
+        func timed(_ body: (UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) -> Double {
+            median { x.withUnsafeBufferPointer { input in out.withUnsafeMutableBufferPointer { o in seconds { body(input.baseAddress!, o.baseAddress!) } } } }
         }
-        let denseGate = seconds { x, out in for w in gates { matmul(w, x, tokens: 1, into: out) } }
-        let sparseGate = seconds { x, out in
+        let denseGate = timed { x, out in for w in gates { matmul(w, x, tokens: 1, into: out) } }
+        let sparseGate = timed { x, out in
             for (w, s) in zip(gates, selections) { s.withUnsafeBufferPointer { matmul.selectedRows(w, x, rows: $0, into: out) } }
         }
-        let denseDown = seconds { x, out in for w in downs { matmul(w, x, tokens: 1, into: out) } }
-        let combined = seconds { x, out in
+        let denseDown = timed { x, out in for w in downs { matmul(w, x, tokens: 1, into: out) } }
+        let combined = timed { x, out in
             for (w, s) in zip(transposed, selections) { s.withUnsafeBufferPointer { matmul.combineRows(w, rows: $0, coefficients: x, into: out) } }
         }
         func gigabytes(_ bytes: Int) -> Double { Double(bytes * gates.count) / 1e9 }
@@ -147,18 +143,18 @@ struct KernelBench: ParsableCommand {
         for (name, tokens) in [("decode, 1 query", 1), ("verification, 8 queries", 8)] {
             let queries = (0..<tokens * heads * headDim).map { Float(($0 * 104729) % 1999) / 999.5 - 1 }
             var output = [Float](repeating: 0, count: tokens * heads * headDim)
-            let seconds = median {
-                let start = DispatchTime.now().uptimeNanoseconds
+            let perLayer = median {
                 output.withUnsafeMutableBufferPointer { out in
-                    for layer in 0..<layers {
-                        attention(queries: queries, keys: caches[2 * layer], values: caches[2 * layer + 1], tokens: tokens,
-                                  firstPosition: context - tokens + 1, window: nil, scale: 1 / Float(headDim).squareRoot(),
-                                  order: .singleToken, into: out.baseAddress!)
+                    seconds {
+                        for layer in 0..<layers {
+                            attention(queries: queries, keys: caches[2 * layer], values: caches[2 * layer + 1], tokens: tokens,
+                                      firstPosition: context - tokens + 1, window: nil, scale: 1 / Float(headDim).squareRoot(),
+                                      order: .singleToken, into: out.baseAddress!)
+                        }
                     }
-                }
-                return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 / Double(layers)
+                } / Double(layers)
             }
-            print("| \(name) | " + String(format: "%.1f |", seconds * 1e6))
+            print("| \(name) | " + String(format: "%.1f |", perLayer * 1e6))
         }
     }
 
@@ -172,11 +168,16 @@ struct KernelBench: ParsableCommand {
     private func time(_ matmul: MatMul, _ w: WeightMatrix, tokens: Int) -> Double {
         let input = (0..<tokens * w.cols).map { Float(($0 * 7919) % 2003) / 1001.5 - 1 }
         var output = [Float](repeating: 0, count: tokens * w.rows)
-        let start = DispatchTime.now().uptimeNanoseconds
         let order: SummationOrder = singleTokenOrder ? .singleToken : .referenceBatch
-        input.withUnsafeBufferPointer { x in
-            output.withUnsafeMutableBufferPointer { matmul(w, x.baseAddress!, tokens: tokens, order: order, into: $0.baseAddress!) }
+        return input.withUnsafeBufferPointer { x in
+            output.withUnsafeMutableBufferPointer { o in seconds { matmul(w, x.baseAddress!, tokens: tokens, order: order, into: o.baseAddress!) } }
         }
+    }
+
+    /// Wall-clock seconds `body` takes.
+    private func seconds(_ body: () -> Void) -> Double {
+        let start = DispatchTime.now().uptimeNanoseconds
+        body()
         return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
     }
 }
