@@ -189,6 +189,12 @@ static inline float sparrow_reduce_add_f32x16(sparrow_f32x16 v) {
                                     + __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15));
 }
 
+// Swift inlines these wrappers into loops compiled for the build's CPU (`-target-cpu native`).
+// Where that CPU lacks AVX-512 VNNI, LLVM cannot select the instructions inside such a loop
+// (it crashes), so the build gets the same operations in portable vector code instead and
+// reports no VNNI: the kernels then take their portable path and these are never reached.
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__)
+#define SPARROW_BUILT_FOR_VNNI 1
 #define SPARROW_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"), always_inline))
 
 /// acc[i] += sum_{j<4} a[4i+j] * b[4i+j]  (a unsigned, b signed), 8 lanes.
@@ -213,9 +219,40 @@ SPARROW_VNNI static inline sparrow_i32x16 sparrow_dpwssd512(sparrow_i32x16 acc, 
 SPARROW_VNNI static inline sparrow_u8x64 sparrow_bit_bytes64(uint64_t bits) {
     return (sparrow_u8x64)_mm512_maskz_mov_epi8((__mmask64)bits, _mm512_set1_epi8(1));
 }
+#else
+#define SPARROW_BUILT_FOR_VNNI 0
+#define SPARROW_DPBUSD(acc, a, b, lanes)                                                           \
+    do {                                                                                           \
+        for (int k = 0; k < 4; k++) {                                                              \
+            typedef int32_t lanes_t __attribute__((vector_size(4 * lanes)));                       \
+            lanes_t ua = ((lanes_t)(a) >> (8 * k)) & 0xFF;                                         \
+            lanes_t sb = ((lanes_t)(b) << (24 - 8 * k)) >> 24;                                     \
+            acc += ua * sb;                                                                        \
+        }                                                                                          \
+    } while (0)
+static inline sparrow_i32x8 sparrow_dpbusd256(sparrow_i32x8 acc, sparrow_u8x32 a, sparrow_i8x32 b) {
+    SPARROW_DPBUSD(acc, a, b, 8);
+    return acc;
+}
+static inline sparrow_i32x16 sparrow_dpbusd512(sparrow_i32x16 acc, sparrow_u8x64 a, sparrow_i8x64 b) {
+    SPARROW_DPBUSD(acc, a, b, 16);
+    return acc;
+}
+static inline sparrow_i32x16 sparrow_dpwssd512(sparrow_i32x16 acc, sparrow_i32x16 a, sparrow_i32x16 b) {
+    return acc + ((a << 16) >> 16) * ((b << 16) >> 16) + (a >> 16) * (b >> 16);
+}
+static inline sparrow_u8x64 sparrow_bit_bytes64(uint64_t bits) {
+    sparrow_u8x64 bytes;
+    for (int i = 0; i < 64; i++) bytes[i] = (bits >> i) & 1;
+    return bytes;
+}
+#undef SPARROW_DPBUSD
+#endif
 
-/// Whether this CPU runs the wrappers above.
+/// Whether this CPU runs the wrappers above with VNNI instructions (never for a build whose
+/// target lacks them).
 static inline int sparrow_cpu_has_avx512_vnni(void) {
+    if (!SPARROW_BUILT_FOR_VNNI) return 0;
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
         && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
