@@ -6,11 +6,39 @@ import CSparrowSIMD
 protocol Int8DotProduct {
     static func dot(_ acc: SIMD8<Int32>, _ u: SIMD32<UInt8>, _ s: SIMD32<Int8>) -> SIMD8<Int32>
     static func dot(_ acc: SIMD16<Int32>, _ u: SIMD64<UInt8>, _ s: SIMD64<Int8>) -> SIMD16<Int32>
+    /// `dot` for unsigned bytes below 128 (quants of up to 7 bits), which some instruction
+    /// sets sum in fewer steps.
+    static func narrowDot(_ acc: SIMD8<Int32>, _ u: SIMD32<UInt8>, _ s: SIMD32<Int8>) -> SIMD8<Int32>
+    static func narrowDot(_ acc: SIMD16<Int32>, _ u: SIMD64<UInt8>, _ s: SIMD64<Int8>) -> SIMD16<Int32>
     /// The 64 bits as bytes, 1 where the bit is set (bit i -> byte i).
     static func bitBytes(_ bits: UInt64) -> SIMD64<UInt8>
     /// acc + small * scale, exact for |small| < 2^15 and `scale` a 16-bit signed value in the
     /// low half of each lane with the high half zero (a "scale word": scale & 0xFFFF).
     static func scaledAdd(_ acc: SIMD16<Int32>, _ small: SIMD16<Int32>, _ scale: SIMD16<Int32>) -> SIMD16<Int32>
+}
+
+extension Int8DotProduct {
+    @inline(__always)
+    static func narrowDot(_ acc: SIMD8<Int32>, _ u: SIMD32<UInt8>, _ s: SIMD32<Int8>) -> SIMD8<Int32> { dot(acc, u, s) }
+    @inline(__always)
+    static func narrowDot(_ acc: SIMD16<Int32>, _ u: SIMD64<UInt8>, _ s: SIMD64<Int8>) -> SIMD16<Int32> { dot(acc, u, s) }
+}
+
+/// The instruction set the quantised kernels run with, chosen at run time.
+public enum DotInstructions: String, Sendable, CaseIterable {
+    case vnni = "AVX512_VNNI", avx2 = "AVX2", portable = "portable SIMD"
+
+    /// The fastest this CPU (and this build) runs.
+    public static let best: DotInstructions = cpuHasVNNI ? .vnni : cpuHasAVX2 ? .avx2 : .portable
+
+    /// Whether this CPU runs them.
+    public var isAvailable: Bool {
+        switch self {
+        case .vnni: cpuHasVNNI
+        case .avx2: cpuHasAVX2
+        case .portable: true
+        }
+    }
 }
 
 /// AVX-512 VNNI: one `vpdpbusd` each. Only used after `cpuHasVNNI` said yes.
@@ -31,7 +59,26 @@ enum VNNIDot: Int8DotProduct {
     }
 }
 
-/// Plain Swift SIMD, for CPUs without VNNI: each int32 lane multiplies its four byte pairs,
+/// AVX2: `vpmaddubsw` and `vpmaddwd` per 256 bits (one pair for narrow bytes, two for any).
+/// Only used after `cpuHasAVX2` said yes.
+enum AVX2Dot: Int8DotProduct {
+    @inline(__always)
+    static func dot(_ acc: SIMD8<Int32>, _ u: SIMD32<UInt8>, _ s: SIMD32<Int8>) -> SIMD8<Int32> { sparrow_avx2_dpbusd256(acc, u, s) }
+    @inline(__always)
+    static func dot(_ acc: SIMD16<Int32>, _ u: SIMD64<UInt8>, _ s: SIMD64<Int8>) -> SIMD16<Int32> { sparrow_avx2_dpbusd512(acc, u, s) }
+    @inline(__always)
+    static func narrowDot(_ acc: SIMD8<Int32>, _ u: SIMD32<UInt8>, _ s: SIMD32<Int8>) -> SIMD8<Int32> { sparrow_avx2_dpbusd256_narrow(acc, u, s) }
+    @inline(__always)
+    static func narrowDot(_ acc: SIMD16<Int32>, _ u: SIMD64<UInt8>, _ s: SIMD64<Int8>) -> SIMD16<Int32> { sparrow_avx2_dpbusd512_narrow(acc, u, s) }
+    @inline(__always)
+    static func bitBytes(_ bits: UInt64) -> SIMD64<UInt8> { sparrow_avx2_bit_bytes64(bits) }
+    @inline(__always)
+    static func scaledAdd(_ acc: SIMD16<Int32>, _ small: SIMD16<Int32>, _ scale: SIMD16<Int32>) -> SIMD16<Int32> {
+        sparrow_avx2_dpwssd512(acc, small, scale)
+    }
+}
+
+/// Plain Swift SIMD, for CPUs without AVX2: each int32 lane multiplies its four byte pairs,
 /// extracted with shifts (only lane-wise operators, which Swift inlines).
 enum PortableDot: Int8DotProduct {
     @inline(__always)
@@ -66,6 +113,8 @@ enum PortableDot: Int8DotProduct {
 
 /// Whether this CPU has AVX-512 with VNNI (checked once).
 let cpuHasVNNI: Bool = sparrow_cpu_has_avx512_vnni() != 0
+/// Whether this CPU has AVX2 (checked once).
+let cpuHasAVX2: Bool = sparrow_cpu_has_avx2() != 0
 
 extension UnsafeRawPointer {
     @inline(__always) func simd<V: SIMD>(_: V.Type, at offset: Int = 0) -> V { loadUnaligned(fromByteOffset: offset, as: V.self) }
@@ -132,7 +181,9 @@ enum QuantDot<D: Int8DotProduct> {
         mutating func add<F: Q8BlockFormat>(_ weights: (SIMD64<UInt8>, SIMD64<UInt8>), scales: SIMD4<Float>, minimums weightMinimums: SIMD4<Float>,
                                             _ x: Q8Row, block b: Int, _: F.Type) {
             let xs = x.scales[b], xq = unsafeBitCast(sparrow_broadcast32(x.quants + 32 * b), to: SIMD64<Int8>.self)
-            var dots = (D.dot(.zero, weights.0, xq), D.dot(.zero, weights.1, xq))
+            // Only Q8_0's bytes (offset 128) reach 128.
+            var dots = F.offset < 128 ? (D.narrowDot(.zero, weights.0, xq), D.narrowDot(.zero, weights.1, xq))
+                                      : (D.dot(.zero, weights.0, xq), D.dot(.zero, weights.1, xq))
             if F.offset != 0 {
                 let sums = unsafeBitCast(sparrow_broadcast32(x.offsetSums + b), to: SIMD16<Int32>.self)
                 dots = (dots.0 &- sums, dots.1 &- sums)
@@ -166,7 +217,7 @@ enum QuantDot<D: Int8DotProduct> {
             var scaled = SIMD16<Int32>()
             for pair in 0..<4 {
                 let u = sparrow_nibbles64(block.simd(SIMD32<UInt8>.self, at: 16 + 32 * pair))
-                scaled &+= D.dot(.zero, u, xq.simd(SIMD64<Int8>.self, at: 64 * pair)) &* sparrow_repeat8x2(Int32(scales[2 * pair]), Int32(scales[2 * pair + 1]))
+                scaled &+= D.narrowDot(.zero, u, xq.simd(SIMD64<Int8>.self, at: 64 * pair)) &* sparrow_repeat8x2(Int32(scales[2 * pair]), Int32(scales[2 * pair + 1]))
             }
             let groupSums = sparrow_i16x16_to_i32(UnsafeRawPointer(x.groupSums + 16 * b).simd(SIMD16<Int16>.self))
             let blockSum = sparrow_reduce_add_i32x16(scaled)
@@ -190,7 +241,7 @@ enum QuantDot<D: Int8DotProduct> {
             let high = block.simd(SIMD32<UInt8>.self, at: 128 + 32 * half)
             for pair in 0..<2 {
                 let xs = xq.simd(SIMD64<Int8>.self, at: 128 * half + 64 * pair)
-                let dot = D.dot(offsets.simd(SIMD16<Int32>.self, at: 128 * half + 64 * pair), sparrow_q6k_quants(low, high, Int32(4 * pair)), xs)
+                let dot = D.narrowDot(offsets.simd(SIMD16<Int32>.self, at: 128 * half + 64 * pair), sparrow_q6k_quants(low, high, Int32(4 * pair)), xs)
                 sum &+= dot &* sparrow_repeat4x4(scales + 8 * half + 4 * pair)
             }
         }

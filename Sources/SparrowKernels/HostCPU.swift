@@ -13,5 +13,5 @@ public enum HostCPU {
 
     /// The instruction-set extensions the kernels choose at run time and use on this CPU, named
     /// as llama.cpp's system info names them.
-    public static var kernelFeatures: [String] { cpuHasVNNI ? ["AVX512_VNNI"] : [] }
+    public static var kernelFeatures: [String] { DotInstructions.best == .portable ? [] : [DotInstructions.best.rawValue] }
 }

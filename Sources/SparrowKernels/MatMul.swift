@@ -9,8 +9,8 @@ import CSparrowSIMD
 /// several tokens each small tile of weight rows is reused from L1 across a chunk of tokens.
 public final class MatMul: @unchecked Sendable {
     public let pool: ThreadPool
-    /// Whether the AVX-512 VNNI kernels are used (else the portable ones). Tests force `false`.
-    public internal(set) var usesVNNI: Bool = cpuHasVNNI
+    /// The instructions the quantised kernels use (tests force each available one).
+    public internal(set) var instructions = DotInstructions.best
 
     private let scratch = ScratchBuffer(), offsetScratch = ScratchBuffer(), panelScratch = ScratchBuffer(), rowScratch = ScratchBuffer()
     /// Per-worker partial sums of `combineRows`.
@@ -46,10 +46,10 @@ public final class MatMul: @unchecked Sendable {
 
     private func multiply(_ w: WeightMatrix, _ input: UnsafePointer<Float>, tokens: Int, order: SummationOrder,
                           selected: UnsafeBufferPointer<Int32>?, into output: UnsafeMutablePointer<Float>) {
-        if usesVNNI {
-            multiply(w, input, tokens: tokens, order: order, selected: selected, into: output, QuantDot<VNNIDot>.self)
-        } else {
-            multiply(w, input, tokens: tokens, order: order, selected: selected, into: output, QuantDot<PortableDot>.self)
+        switch instructions {
+        case .vnni: multiply(w, input, tokens: tokens, order: order, selected: selected, into: output, QuantDot<VNNIDot>.self)
+        case .avx2: multiply(w, input, tokens: tokens, order: order, selected: selected, into: output, QuantDot<AVX2Dot>.self)
+        case .portable: multiply(w, input, tokens: tokens, order: order, selected: selected, into: output, QuantDot<PortableDot>.self)
         }
     }
 

@@ -150,8 +150,8 @@ enum PanelDot<D: Int8DotProduct> {
                     let at = 256 * b + 64 * pair + width * i, packed = 32 * pair + width * i
                     let low = xq.simd(SIMD64<Int8>.self, at: 64 * (at / width)), high = xq.simd(SIMD64<Int8>.self, at: 64 * ((at + 32) / width))
                     let w0 = L.broadcast(quants.0 + packed), w1 = L.broadcast(quants.1 + packed)
-                    s0 = D.dot(s0, sparrow_low_nibbles(w0), low); s1 = D.dot(s1, sparrow_high_nibbles(w0), high)
-                    t0 = D.dot(t0, sparrow_low_nibbles(w1), low); t1 = D.dot(t1, sparrow_high_nibbles(w1), high)
+                    s0 = D.narrowDot(s0, sparrow_low_nibbles(w0), low); s1 = D.narrowDot(s1, sparrow_high_nibbles(w0), high)
+                    t0 = D.narrowDot(t0, sparrow_low_nibbles(w1), low); t1 = D.narrowDot(t1, sparrow_high_nibbles(w1), high)
                 }
                 add((s0, s1), meta.0, pair: pair, d.0, dMin.0, &acc.0, &accMin.0, &blockSum.0, &blockMin.0)
                 add((t0, t1), meta.1, pair: pair, d.1, dMin.1, &acc.1, &accMin.1, &blockSum.1, &blockMin.1)
@@ -200,7 +200,7 @@ enum PanelDot<D: Int8DotProduct> {
                 for i in 0..<16 / width {
                     let at = 256 * b + 16 * g + width * i
                     let xv = xq.simd(SIMD64<Int8>.self, at: 64 * (at / width))
-                    dots = (D.dot(dots.0, L.broadcast(unpacked.0 + at), xv), D.dot(dots.1, L.broadcast(unpacked.1 + at), xv))
+                    dots = (D.narrowDot(dots.0, L.broadcast(unpacked.0 + at), xv), D.narrowDot(dots.1, L.broadcast(unpacked.1 + at), xv))
                 }
                 let scale = (SIMD16(repeating: Int32(scales.0[g])), SIMD16(repeating: Int32(scales.1[g])))
                 let groupSum = sums.simd(SIMD16<Int32>.self, at: 64 * (16 * b + g))
@@ -246,12 +246,12 @@ enum PanelDot<D: Int8DotProduct> {
                     let high = (L.broadcast(blocks.0 + bits), L.broadcast(blocks.1 + bits))
                     @inline(__always) func add(_ t: inout (SIMD16<Int32>, SIMD16<Int32>), quarter k: Int) {
                         let element = 128 * h + 32 * k + width * c, vector = 64 * ((256 * b + element) / width)
-                        let xv = xq.simd(SIMD64<Int8>.self, at: vector), start = SIMD16<Int32>() &- D.dot(.zero, SIMD64(repeating: 32), xv)
+                        let xv = xq.simd(SIMD64<Int8>.self, at: vector), start = SIMD16<Int32>() &- D.narrowDot(.zero, SIMD64(repeating: 32), xv)
                         let q = (sparrow_q6k_quarter(k % 2 == 0 ? low.0.0 : low.0.1, high.0, Int32(k)),
                                  sparrow_q6k_quarter(k % 2 == 0 ? low.1.0 : low.1.1, high.1, Int32(k)))
                         let group = 4 * (element / 16)
-                        t.0 = D.scaledAdd(t.0, D.dot(start, q.0, xv), sparrow_broadcast_i32(scales.0 + group))
-                        t.1 = D.scaledAdd(t.1, D.dot(start, q.1, xv), sparrow_broadcast_i32(scales.1 + group))
+                        t.0 = D.scaledAdd(t.0, D.narrowDot(start, q.0, xv), sparrow_broadcast_i32(scales.0 + group))
+                        t.1 = D.scaledAdd(t.1, D.narrowDot(start, q.1, xv), sparrow_broadcast_i32(scales.1 + group))
                     }
                     add(&t0, quarter: 0)
                     add(&t1, quarter: 1)

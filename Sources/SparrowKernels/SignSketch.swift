@@ -17,7 +17,7 @@ public final class SignSketch: @unchecked Sendable {
     private let magnitudes: UnsafeMutablePointer<Float>
     /// The quantised input, zero-padded to whole words.
     private let quantised: UnsafeMutablePointer<Int8>
-    public var usesVNNI = cpuHasVNNI
+    public var instructions = DotInstructions.best
 
     public init(_ w: WeightMatrix, pool: ThreadPool) {
         rows = w.rows
@@ -70,7 +70,11 @@ public final class SignSketch: @unchecked Sendable {
             total += Int32(q)
         }
         // Σ sign · q = (Σ over set bits of q) − (Σ over clear bits of q) = 2 · (Σ over set bits) − Σ q.
-        if usesVNNI { rank(VNNIDot.self, total: total, into: scores, pool: pool) } else { rank(PortableDot.self, total: total, into: scores, pool: pool) }
+        switch instructions {
+        case .vnni: rank(VNNIDot.self, total: total, into: scores, pool: pool)
+        case .avx2: rank(AVX2Dot.self, total: total, into: scores, pool: pool)
+        case .portable: rank(PortableDot.self, total: total, into: scores, pool: pool)
+        }
     }
 
     private func rank<D: Int8DotProduct>(_: D.Type, total: Int32, into scores: UnsafeMutablePointer<Float>, pool: ThreadPool) {
@@ -79,7 +83,7 @@ public final class SignSketch: @unchecked Sendable {
             for r in range {
                 var acc = SIMD16<Int32>()
                 for word in 0..<words {
-                    acc = D.dot(acc, D.bitBytes(bits[r * words + word]), quantised.simd(SIMD64<Int8>.self, at: 64 * word))
+                    acc = D.narrowDot(acc, D.bitBytes(bits[r * words + word]), quantised.simd(SIMD64<Int8>.self, at: 64 * word))
                 }
                 scores[r] = magnitudes[r] * Float(2 &* sparrow_reduce_add_i32x16(acc) &- total)
             }

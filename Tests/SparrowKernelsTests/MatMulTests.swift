@@ -47,21 +47,26 @@ import SparrowTestSupport
         #expect(squaredErrorRatio / Double(rows * tokens) < 2.5, "\(type.name): errors larger than activation rounding explains")
     }
 
-    @Test(arguments: types.filter { $0.blockSize > 1 }, [1, 4, 7, 9])
-    func vnniPathEqualsPortablePath(_ type: TensorType, tokens: Int) throws {
-        try #require(cpuHasVNNI, "this CPU has no AVX-512 VNNI; only the portable path can run")
+    /// Every instruction set this CPU runs gives the portable kernels' bits (VNNI and AVX2
+    /// form the same exact integer lanes), Q8_0's bytes of 128 and more included.
+    @Test(.enabled(if: DotInstructions.best != .portable, "this CPU has neither AVX-512 VNNI nor AVX2"),
+          arguments: types.filter { $0.blockSize > 1 }, [1, 4, 7, 9])
+    func everyInstructionSetEqualsThePortablePath(_ type: TensorType, tokens: Int) throws {
+        let available = DotInstructions.allCases.filter { $0 != .portable && $0.isAvailable }
         var rng = SplitMix64(seed: 99 &+ UInt64(type.rawValue))
         let rows = 11, cols = 1024
         let bytes = randomEncodedRows(type, rows: rows, cols: cols, using: &rng)
         let input = (0..<tokens * cols).map { _ in Float.random(in: -3...3, using: &rng) }
-        let fast = MatMul(pool: ThreadPool(threadCount: 2))
         let portable = MatMul(pool: ThreadPool(threadCount: 2))
-        portable.usesVNNI = false
-        #expect(fast.usesVNNI)
-        for order in [SummationOrder.referenceBatch, .singleToken] {
-            let a = try multiply(fast, type, bytes, rows: rows, cols: cols, input: input, tokens: tokens, order: order)
-            let b = try multiply(portable, type, bytes, rows: rows, cols: cols, input: input, tokens: tokens, order: order)
-            #expect(a == b, "\(type.name) \(order)")
+        portable.instructions = .portable
+        for instructions in available {
+            let fast = MatMul(pool: ThreadPool(threadCount: 2))
+            fast.instructions = instructions
+            for order in [SummationOrder.referenceBatch, .singleToken] {
+                let a = try multiply(fast, type, bytes, rows: rows, cols: cols, input: input, tokens: tokens, order: order)
+                let b = try multiply(portable, type, bytes, rows: rows, cols: cols, input: input, tokens: tokens, order: order)
+                #expect(a == b, "\(type.name) \(order) \(instructions)")
+            }
         }
     }
 

@@ -4,7 +4,7 @@ import SparrowTestSupport
 
 @Suite struct SignSketchTests {
     /// Scores are m[r] · Σ sign(W[r, c]) · q[c], computed here from the dequantised weights,
-    /// for a width that leaves a partial last word; VNNI and the portable kernel agree.
+    /// for a width that leaves a partial last word; every instruction set agrees.
     @Test func scoresAreTheSignedSumsOfTheQuantisedInput() throws {
         var rng = SplitMix64(seed: 31)
         let rows = 37, cols = 96
@@ -19,12 +19,12 @@ import SparrowTestSupport
             return row.map(abs).reduce(0, +) / Float(cols) * Float(signed)
         }
         let pool = ThreadPool(threadCount: 2)
-        for vnni in [false, true] where !vnni || cpuHasVNNI {
+        for instructions in DotInstructions.allCases where instructions.isAvailable {
             let sketch = try bytes.withUnsafeBytes { SignSketch(try WeightMatrix(type: .q8_0, rows: rows, cols: cols, data: $0.baseAddress!), pool: pool) }
-            sketch.usesVNNI = vnni
+            sketch.instructions = instructions
             var scores = [Float](repeating: .nan, count: rows)
             sketch.scores(input, into: &scores, pool: pool)
-            for r in 0..<rows { #expect(abs(scores[r] - expected[r]) <= 1e-4 * max(1, abs(expected[r])), "row \(r), VNNI \(vnni)") }
+            for r in 0..<rows { #expect(abs(scores[r] - expected[r]) <= 1e-4 * max(1, abs(expected[r])), "row \(r), \(instructions)") }
         }
     }
 

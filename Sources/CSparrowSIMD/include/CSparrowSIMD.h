@@ -258,6 +258,81 @@ static inline int sparrow_cpu_has_avx512_vnni(void) {
         && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
 }
 
+// AVX2 (no VNNI): vpmaddubsw sums two unsigned-by-signed byte products into a saturating
+// int16, vpmaddwd two of those into an int32, so each int32 lane holds the same four products
+// as vpdpbusd's. The sums are exact where no pair can saturate: always for unsigned bytes
+// below 128 (the `narrow` forms); other bytes are split into their low 7 bits and their top
+// bit, each of whose pair sums fits.
+#if defined(__AVX2__)
+#define SPARROW_BUILT_FOR_AVX2 1
+static inline __m256i sparrow_avx2_quads(__m256i u, __m256i s) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+}
+static inline __m256i sparrow_avx2_quads_any(__m256i u, __m256i s) {
+    return _mm256_add_epi32(sparrow_avx2_quads(_mm256_and_si256(u, _mm256_set1_epi8(0x7F)), s),
+                            sparrow_avx2_quads(_mm256_and_si256(u, _mm256_set1_epi8((char)0x80)), s));
+}
+static inline __m256i sparrow_low256(sparrow_u8x64 v) { __m256i r; __builtin_memcpy(&r, &v, 32); return r; }
+static inline __m256i sparrow_high256(sparrow_u8x64 v) { __m256i r; __builtin_memcpy(&r, (const char *)&v + 32, 32); return r; }
+static inline sparrow_i32x16 sparrow_join256(__m256i low, __m256i high) {
+    sparrow_i32x16 r;
+    __builtin_memcpy(&r, &low, 32);
+    __builtin_memcpy((char *)&r + 32, &high, 32);
+    return r;
+}
+/// vpdpbusd's sums for unsigned bytes below 128.
+static inline sparrow_i32x8 sparrow_avx2_dpbusd256_narrow(sparrow_i32x8 acc, sparrow_u8x32 u, sparrow_i8x32 s) {
+    return acc + (sparrow_i32x8)sparrow_avx2_quads((__m256i)u, (__m256i)s);
+}
+/// vpdpbusd's sums for any bytes.
+static inline sparrow_i32x8 sparrow_avx2_dpbusd256(sparrow_i32x8 acc, sparrow_u8x32 u, sparrow_i8x32 s) {
+    return acc + (sparrow_i32x8)sparrow_avx2_quads_any((__m256i)u, (__m256i)s);
+}
+static inline sparrow_i32x16 sparrow_avx2_dpbusd512_narrow(sparrow_i32x16 acc, sparrow_u8x64 u, sparrow_i8x64 s) {
+    return acc + sparrow_join256(sparrow_avx2_quads(sparrow_low256(u), sparrow_low256((sparrow_u8x64)s)),
+                                 sparrow_avx2_quads(sparrow_high256(u), sparrow_high256((sparrow_u8x64)s)));
+}
+static inline sparrow_i32x16 sparrow_avx2_dpbusd512(sparrow_i32x16 acc, sparrow_u8x64 u, sparrow_i8x64 s) {
+    return acc + sparrow_join256(sparrow_avx2_quads_any(sparrow_low256(u), sparrow_low256((sparrow_u8x64)s)),
+                                 sparrow_avx2_quads_any(sparrow_high256(u), sparrow_high256((sparrow_u8x64)s)));
+}
+/// vpdpwssd's sums (`sparrow_dpwssd512`) by vpmaddwd.
+static inline sparrow_i32x16 sparrow_avx2_dpwssd512(sparrow_i32x16 acc, sparrow_i32x16 a, sparrow_i32x16 b) {
+    return acc + sparrow_join256(_mm256_madd_epi16(sparrow_low256((sparrow_u8x64)a), sparrow_low256((sparrow_u8x64)b)),
+                                 _mm256_madd_epi16(sparrow_high256((sparrow_u8x64)a), sparrow_high256((sparrow_u8x64)b)));
+}
+/// 32 bits as bytes, 1 where set: each byte of the word spread over 8 bytes, one bit kept in each.
+static inline __m256i sparrow_avx2_bit_bytes32(uint32_t bits) {
+    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                                            2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)bits), spread);
+    v = _mm256_and_si256(v, _mm256_set1_epi64x((long long)0x8040201008040201ULL));
+    return _mm256_min_epu8(v, _mm256_set1_epi8(1));
+}
+static inline sparrow_u8x64 sparrow_avx2_bit_bytes64(uint64_t bits) {
+    return (sparrow_u8x64)sparrow_join256(sparrow_avx2_bit_bytes32((uint32_t)bits), sparrow_avx2_bit_bytes32((uint32_t)(bits >> 32)));
+}
+#else
+// Without AVX2 there is no VNNI either, so the wrappers above are portable code already.
+#define SPARROW_BUILT_FOR_AVX2 0
+static inline sparrow_i32x8 sparrow_avx2_dpbusd256_narrow(sparrow_i32x8 acc, sparrow_u8x32 u, sparrow_i8x32 s) { return sparrow_dpbusd256(acc, u, s); }
+static inline sparrow_i32x8 sparrow_avx2_dpbusd256(sparrow_i32x8 acc, sparrow_u8x32 u, sparrow_i8x32 s) { return sparrow_dpbusd256(acc, u, s); }
+static inline sparrow_i32x16 sparrow_avx2_dpbusd512_narrow(sparrow_i32x16 acc, sparrow_u8x64 u, sparrow_i8x64 s) { return sparrow_dpbusd512(acc, u, s); }
+static inline sparrow_i32x16 sparrow_avx2_dpbusd512(sparrow_i32x16 acc, sparrow_u8x64 u, sparrow_i8x64 s) { return sparrow_dpbusd512(acc, u, s); }
+static inline sparrow_i32x16 sparrow_avx2_dpwssd512(sparrow_i32x16 acc, sparrow_i32x16 a, sparrow_i32x16 b) { return sparrow_dpwssd512(acc, a, b); }
+static inline sparrow_u8x64 sparrow_avx2_bit_bytes64(uint64_t bits) { return sparrow_bit_bytes64(bits); }
+#endif
+
+/// Whether this CPU runs the AVX2 wrappers (never for a build whose target lacks AVX2).
+static inline int sparrow_cpu_has_avx2(void) {
+#if SPARROW_BUILT_FOR_AVX2
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2");
+#else
+    return 0;
+#endif
+}
+
 /// Spin-wait hint for busy-waiting threads.
 static inline void sparrow_cpu_relax(void) { _mm_pause(); }
 
