@@ -12,6 +12,8 @@ public final class TransformerModel: @unchecked Sendable {
     let outputNorm: UnsafePointer<Float>
     let output: WeightMatrix
     let layers: [Layer]
+    /// The copies of matrices re-encoded for this CPU's kernels (see `PreparedWeights`).
+    let preparedWeights: PreparedWeights
 
     struct Layer {
         let attentionNorm: UnsafePointer<Float>
@@ -28,19 +30,22 @@ public final class TransformerModel: @unchecked Sendable {
         try self.init(file: GGUFFile(path: path))
     }
 
-    public init(file: GGUFFile) throws {
+    public init(file: GGUFFile, instructions: DotInstructions = .best) throws {
         let config = try ModelConfig(gguf: file)
         self.config = config
         self.file = file
-        let binder = WeightBinder(file: file)
+        let prepared = PreparedWeights(instructions: instructions)
+        preparedWeights = prepared
+        let binder = WeightBinder(file: file, prepared: prepared)
         let d = config.embeddingSize
-        tokenEmbedding = try binder.matrix("token_embd.weight", cols: d)
+        // Embedding rows are looked up, not multiplied: kept as stored.
+        tokenEmbedding = try binder.matrix("token_embd.weight", cols: d, multiplied: false)
         guard tokenEmbedding.rows == config.vocabularySize || config.vocabularySize == 0 else {
             throw ModelError("token_embd.weight has \(tokenEmbedding.rows) rows but the vocabulary has \(config.vocabularySize) tokens")
         }
         outputNorm = try binder.vector("output_norm.weight", count: d)
         // Tied embeddings: without an output matrix the logits reuse the embedding table.
-        output = try binder.optionalMatrix("output.weight", rows: tokenEmbedding.rows, cols: d) ?? tokenEmbedding
+        output = try binder.optionalMatrix("output.weight", rows: tokenEmbedding.rows, cols: d) ?? prepared.prepare(tokenEmbedding) ?? tokenEmbedding
         layers = try (0..<config.layerCount).map { i in
             let p = "blk.\(i)."
             let f = config.feedForwardSize
@@ -79,15 +84,18 @@ public final class TransformerModel: @unchecked Sendable {
 /// Looks tensors up by name and checks their type and shape before the model points into them.
 private struct WeightBinder {
     let file: GGUFFile
+    let prepared: PreparedWeights
 
-    func matrix(_ name: String, rows: Int? = nil, cols: Int) throws -> WeightMatrix {
-        guard let m = try optionalMatrix(name, rows: rows, cols: cols) else {
+    /// A matrix that is `multiplied` comes re-encoded where `prepared` says so, and the file's
+    /// pages of the original are given back.
+    func matrix(_ name: String, rows: Int? = nil, cols: Int, multiplied: Bool = true) throws -> WeightMatrix {
+        guard let m = try optionalMatrix(name, rows: rows, cols: cols, multiplied: multiplied) else {
             throw ModelError("missing tensor '\(name)'")
         }
         return m
     }
 
-    func optionalMatrix(_ name: String, rows: Int? = nil, cols: Int) throws -> WeightMatrix? {
+    func optionalMatrix(_ name: String, rows: Int? = nil, cols: Int, multiplied: Bool = true) throws -> WeightMatrix? {
         guard let t = file.tensor(named: name) else { return nil }
         guard t.shape.count == 2, t.shape[0] == cols, rows == nil || t.shape[1] == rows else {
             throw ModelError("tensor '\(name)' has shape \(t.shape), expected [\(cols), \(rows.map(String.init) ?? "any")]")
@@ -96,7 +104,10 @@ private struct WeightBinder {
             throw ModelError("tensor '\(name)' has type \(t.type.name), which Sparrow does not support")
         }
         do {
-            return try WeightMatrix(type: t.type, rows: t.shape[1], cols: cols, data: t.data)
+            let stored = try WeightMatrix(type: t.type, rows: t.shape[1], cols: cols, data: t.data)
+            guard multiplied, let copy = try prepared.prepare(stored) else { return stored }
+            file.releasePages(of: t)
+            return copy
         } catch {
             throw ModelError("tensor '\(name)': \(error)")
         }

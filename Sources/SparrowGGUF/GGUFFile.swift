@@ -41,6 +41,12 @@ public final class GGUFFile: @unchecked Sendable {
         tensorIndex[name].map { tensors[$0] }
     }
 
+    /// Gives back the memory of a tensor whose bytes have been copied elsewhere (they stay
+    /// readable: a later read pages them in again).
+    public func releasePages(of tensor: GGUFTensor) {
+        mapping.release(tensor.data, count: tensor.byteCount)
+    }
+
     public func string(_ key: String) -> String? { metadata[key]?.string }
     /// Any integer type that fits in `Int`.
     public func int(_ key: String) -> Int? { metadata[key]?.int }

@@ -38,6 +38,15 @@ final class MemoryMapping: @unchecked Sendable {
         self.size = size
     }
 
+    /// Drops the resident pages of the bytes at `start..<start + count` (those whole pages
+    /// inside it): the memory is given back, and a later read would page them in again.
+    func release(_ start: UnsafeRawPointer, count: Int) {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let first = (Int(bitPattern: start) + page - 1) / page * page, end = (Int(bitPattern: start) + count) / page * page
+        guard end > first, let p = UnsafeMutableRawPointer(bitPattern: first) else { return }
+        madvise(p, end - first, Int32(MADV_DONTNEED))
+    }
+
     deinit {
         munmap(UnsafeMutableRawPointer(mutating: base), size)
     }

@@ -40,3 +40,52 @@ public struct WeightMatrix: @unchecked Sendable {
         dequantize(type, self.row(row), into: dst, count: cols)
     }
 }
+
+/// Weight matrices re-encoded at load where the kernels this CPU runs multiply another
+/// encoding of the same values faster; owns the copies. Products are bit for bit those of the
+/// original encoding. Filled while a model loads (one `prepare` at a time), then only read.
+///
+/// The one re-encoding: with AVX2 alone, Q5_0 becomes Q8_0 (1.55x the bytes). Unpacking
+/// Q5_0's fifth bits, not memory, bounds its one-token product there, and Q8_0's runs near
+/// the memory's speed: Qwen2.5-Coder-0.5B, whose layers are mostly Q5_0, decodes about 1.1x
+/// faster on an AVX2-only EPYC. With VNNI the unpacking is cheap, so the bytes matter more.
+public final class PreparedWeights: @unchecked Sendable {
+    public let instructions: DotInstructions
+    /// Bytes of the copies held.
+    public private(set) var copiedBytes = 0
+    private var copies: [UnsafeMutableRawPointer] = []
+
+    public init(instructions: DotInstructions = .best) { self.instructions = instructions }
+
+    deinit { for p in copies { p.deallocate() } }
+
+    /// `w` re-encoded for these instructions, in a copy this object owns; nil where `w` is
+    /// already the encoding they multiply fastest.
+    public func prepare(_ w: WeightMatrix) throws -> WeightMatrix? {
+        guard instructions == .avx2, w.type == .q5_0 else { return nil }
+        let wide = try WeightMatrix(type: .q8_0, rows: w.rows, cols: w.cols, data: UnsafeRawPointer(bitPattern: 64)!)
+        let out = UnsafeMutableRawPointer.allocate(byteCount: wide.byteCount, alignment: 64)
+        w.widenQ5_0(into: out)
+        copies.append(out)
+        copiedBytes += wide.byteCount
+        return try WeightMatrix(type: .q8_0, rows: w.rows, cols: w.cols, data: out)
+    }
+}
+
+extension WeightMatrix {
+    /// This Q5_0 matrix as Q8_0 blocks at `out`: each value d * (q - 16) is d * w for the
+    /// int8 w = q - 16 under the same f16 scale.
+    func widenQ5_0(into out: UnsafeMutableRawPointer) {
+        precondition(type == .q5_0, "widenQ5_0: \(type.name) matrix")
+        for b in 0..<rows * cols / 32 {
+            let source = data + 22 * b, target = out + 34 * b
+            target.storeBytes(of: source.loadUnaligned(as: UInt16.self), as: UInt16.self)
+            let fifthBits = source.loadUnaligned(fromByteOffset: 2, as: UInt32.self)
+            for j in 0..<32 {
+                let byte = source.load(fromByteOffset: 6 + j % 16, as: UInt8.self)
+                let q = (j < 16 ? byte & 0x0F : byte >> 4) | UInt8(truncatingIfNeeded: (fifthBits >> UInt32(j)) & 1) << 4
+                target.storeBytes(of: Int8(q) - 16, toByteOffset: 2 + j, as: Int8.self)
+            }
+        }
+    }
+}

@@ -70,6 +70,49 @@ import SparrowTestSupport
         }
     }
 
+    /// Q5_0 re-encoded as Q8_0 (what `PreparedWeights` does for AVX2) holds the same values
+    /// and gives the same products, bit for bit, with every instruction set, for one token,
+    /// batches in both orders, and selected rows; other instruction sets keep Q5_0 as it is.
+    @Test(arguments: [1, 2, 7])
+    func preparedQ5_0MultipliesAsTheOriginal(tokens: Int) throws {
+        var rng = SplitMix64(seed: 123 &+ UInt64(tokens))
+        let rows = 13, cols = 320
+        let bytes = randomEncodedRows(.q5_0, rows: rows, cols: cols, using: &rng)
+        let input = (0..<tokens * cols).map { _ in Float.random(in: -3...3, using: &rng) }
+        try bytes.withUnsafeBytes { raw in
+            let original = try WeightMatrix(type: .q5_0, rows: rows, cols: cols, data: raw.baseAddress!)
+            for instructions in DotInstructions.allCases where instructions != .avx2 {
+                #expect(try PreparedWeights(instructions: instructions).prepare(original) == nil, "\(instructions)")
+            }
+            let prepared = PreparedWeights(instructions: .avx2)
+            let wide = try #require(try prepared.prepare(original))
+            #expect(wide.type == .q8_0 && prepared.copiedBytes == wide.byteCount)
+            var a = [Float](repeating: 0, count: cols), b = a
+            for r in 0..<rows {
+                original.dequantizeRow(r, into: &a)
+                wide.dequantizeRow(r, into: &b)
+                #expect(a == b, "row \(r) values")
+            }
+            for instructions in DotInstructions.allCases where instructions.isAvailable {
+                let matmul = MatMul(pool: ThreadPool(threadCount: 2))
+                matmul.instructions = instructions
+                for order in [SummationOrder.referenceBatch, .singleToken] {
+                    var x = [Float](repeating: .nan, count: tokens * rows), y = x
+                    matmul(original, input, tokens: tokens, order: order, into: &x)
+                    matmul(wide, input, tokens: tokens, order: order, into: &y)
+                    #expect(x == y, "\(instructions) \(order)")
+                }
+                let selected: [Int32] = [0, 4, 5, 12]
+                var x = [Float](repeating: .nan, count: selected.count), y = x
+                selected.withUnsafeBufferPointer {
+                    matmul.selectedRows(original, input, rows: $0, into: &x)
+                    matmul.selectedRows(wide, input, rows: $0, into: &y)
+                }
+                #expect(x == y, "\(instructions) selected rows")
+            }
+        }
+    }
+
     /// In the one-token order every batch gives exactly the one-token kernel's bits, whatever
     /// its size (panels of 4, 8 or 16 lanes per row group, partly filled, plus a remainder).
     /// llama.cpp rounds the 32-element formats alike for any batch size, so for those the
