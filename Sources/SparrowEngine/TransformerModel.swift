@@ -30,11 +30,11 @@ public final class TransformerModel: @unchecked Sendable {
         try self.init(file: GGUFFile(path: path))
     }
 
-    public init(file: GGUFFile, instructions: DotInstructions = .best) throws {
+    public init(file: GGUFFile) throws {
         let config = try ModelConfig(gguf: file)
         self.config = config
         self.file = file
-        let prepared = PreparedWeights(instructions: instructions)
+        let prepared = PreparedWeights()
         preparedWeights = prepared
         let binder = WeightBinder(file: file, prepared: prepared)
         let d = config.embeddingSize

@@ -1,3 +1,5 @@
+import CSparrowSIMD
+
 /// A kernel-layer input that cannot be used, with what is wrong.
 public struct KernelError: Error, CustomStringConvertible {
     public let description: String
@@ -63,11 +65,11 @@ public final class PreparedWeights: @unchecked Sendable {
     /// already the encoding they multiply fastest.
     public func prepare(_ w: WeightMatrix) throws -> WeightMatrix? {
         guard instructions == .avx2, w.type == .q5_0 else { return nil }
-        let wide = try WeightMatrix(type: .q8_0, rows: w.rows, cols: w.cols, data: UnsafeRawPointer(bitPattern: 64)!)
-        let out = UnsafeMutableRawPointer.allocate(byteCount: wide.byteCount, alignment: 64)
+        let byteCount = w.rows * w.cols / 32 * Q8_0Format.blockBytes
+        let out = UnsafeMutableRawPointer.allocate(byteCount: byteCount, alignment: 64)
         w.widenQ5_0(into: out)
         copies.append(out)
-        copiedBytes += wide.byteCount
+        copiedBytes += byteCount
         return try WeightMatrix(type: .q8_0, rows: w.rows, cols: w.cols, data: out)
     }
 }
@@ -78,14 +80,10 @@ extension WeightMatrix {
     func widenQ5_0(into out: UnsafeMutableRawPointer) {
         precondition(type == .q5_0, "widenQ5_0: \(type.name) matrix")
         for b in 0..<rows * cols / 32 {
-            let source = data + 22 * b, target = out + 34 * b
+            let source = data + Q5_0Format.blockBytes * b, target = out + Q8_0Format.blockBytes * b
             target.storeBytes(of: source.loadUnaligned(as: UInt16.self), as: UInt16.self)
-            let fifthBits = source.loadUnaligned(fromByteOffset: 2, as: UInt32.self)
-            for j in 0..<32 {
-                let byte = source.load(fromByteOffset: 6 + j % 16, as: UInt8.self)
-                let q = (j < 16 ? byte & 0x0F : byte >> 4) | UInt8(truncatingIfNeeded: (fifthBits >> UInt32(j)) & 1) << 4
-                target.storeBytes(of: Int8(q) - 16, toByteOffset: 2 + j, as: Int8.self)
-            }
+            let quants = sparrow_minus_offset32(Q5_0Format.quants(source), Q5_0Format.offset)
+            (target + 2).storeBytes(of: quants, as: SIMD32<Int8>.self)
         }
     }
 }
