@@ -19,8 +19,12 @@ struct SparsityOptions: ParsableArguments {
     @Option(name: .customLong("sparsity-level"), help: "The fraction of feed-forward neurons skipped, averaged over layers.")
     var level = 0.7
 
+    @Option(name: .customLong("sparsity-head"), help: "The fraction of the output projection's inputs skipped (0: dense head).")
+    var headLevel = 0.0
+
     func validate() throws {
         if !(0..<1).contains(level) { throw ValidationError("--sparsity-level must be within 0..<1") }
+        if !(0..<1).contains(headLevel) { throw ValidationError("--sparsity-head must be within 0..<1") }
     }
 
     /// The sidecar for `model`, or nil without --sparsity.
@@ -34,6 +38,7 @@ struct SparsityOptions: ParsableArguments {
     /// Contextual sparsity at `level` under `rule` (defaults: the flags), or nil without --sparsity.
     func method(for model: LanguageModel, pool: ThreadPool, rule: SparsityRule? = nil, level: Double? = nil) throws -> ContextualSparsity? {
         guard let sidecar = try sidecar(for: model) else { return nil }
-        return try ContextualSparsity(model: model.transformer, sidecar: sidecar, rule: rule ?? self.rule, sparsity: level ?? self.level, pool: pool)
+        return try ContextualSparsity(model: model.transformer, sidecar: sidecar, rule: rule ?? self.rule, sparsity: level ?? self.level,
+                                      headSparsity: headLevel, pool: pool)
     }
 }

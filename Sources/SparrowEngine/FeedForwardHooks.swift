@@ -4,6 +4,14 @@ public protocol DecodeFeedForward: AnyObject {
     /// Given one token's normed residual at layer `layer`, writes the block's output (before
     /// any post-norm) and returns true; or returns false to let the dense block run.
     func compute(layer: Int, input: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>) -> Bool
+    /// Given one token's normed final hidden state, writes every logit and returns true; or
+    /// returns false to let the dense output projection run. The same seam, one step later:
+    /// the output projection is the largest matrix a decode step reads.
+    func logits(input: UnsafePointer<Float>, into logits: UnsafeMutablePointer<Float>) -> Bool
+}
+
+extension DecodeFeedForward {
+    public func logits(input: UnsafePointer<Float>, into logits: UnsafeMutablePointer<Float>) -> Bool { false }
 }
 
 /// Sees every feed-forward block's input, the residual stream it will add to, and its gate

@@ -228,7 +228,10 @@ public final class Session: @unchecked Sendable {
                               keepingRowsFrom: l == last ? logitsFrom : 0, order: order, hooks: hooks)
         }
         self.tokens += tokens
-        if stop == nil && n > 0 { layers.logits(hidden: hidden, rows: n, order: order, shortlist: logitShortlist, into: logits) }
+        if stop == nil && n > 0 {
+            layers.logits(hidden: hidden, rows: n, order: order, shortlist: logitShortlist, decode: tokens.count == 1 ? hooks.decode : nil,
+                          into: logits)
+        }
     }
 }
 

@@ -15,6 +15,8 @@ protocol Int8DotProduct {
     /// acc + small * scale, exact for |small| < 2^15 and `scale` a 16-bit signed value in the
     /// low half of each lane with the high half zero (a "scale word": scale & 0xFFFF).
     static func scaledAdd(_ acc: SIMD16<Int32>, _ small: SIMD16<Int32>, _ scale: SIMD16<Int32>) -> SIMD16<Int32>
+    /// acc + lo16(a) * lo16(b) + hi16(a) * hi16(b) per lane (signed 16-bit halves; vpdpwssd).
+    static func wordPairDot(_ acc: SIMD16<Int32>, _ a: SIMD16<Int32>, _ b: SIMD16<Int32>) -> SIMD16<Int32>
 }
 
 extension Int8DotProduct {
@@ -57,6 +59,10 @@ enum VNNIDot: Int8DotProduct {
     static func scaledAdd(_ acc: SIMD16<Int32>, _ small: SIMD16<Int32>, _ scale: SIMD16<Int32>) -> SIMD16<Int32> {
         sparrow_dpwssd512(acc, small, scale)
     }
+    @inline(__always)
+    static func wordPairDot(_ acc: SIMD16<Int32>, _ a: SIMD16<Int32>, _ b: SIMD16<Int32>) -> SIMD16<Int32> {
+        sparrow_dpwssd512(acc, a, b)
+    }
 }
 
 /// AVX2: `vpmaddubsw` and `vpmaddwd` per 256 bits (one pair for narrow bytes, two for any).
@@ -75,6 +81,10 @@ enum AVX2Dot: Int8DotProduct {
     @inline(__always)
     static func scaledAdd(_ acc: SIMD16<Int32>, _ small: SIMD16<Int32>, _ scale: SIMD16<Int32>) -> SIMD16<Int32> {
         sparrow_avx2_dpwssd512(acc, small, scale)
+    }
+    @inline(__always)
+    static func wordPairDot(_ acc: SIMD16<Int32>, _ a: SIMD16<Int32>, _ b: SIMD16<Int32>) -> SIMD16<Int32> {
+        sparrow_avx2_dpwssd512(acc, a, b)
     }
 }
 
@@ -98,6 +108,10 @@ enum PortableDot: Int8DotProduct {
     @inline(__always)
     static func scaledAdd(_ acc: SIMD16<Int32>, _ small: SIMD16<Int32>, _ scale: SIMD16<Int32>) -> SIMD16<Int32> {
         acc &+ small &* ((scale &<< 16) &>> 16)
+    }
+    @inline(__always)
+    static func wordPairDot(_ acc: SIMD16<Int32>, _ a: SIMD16<Int32>, _ b: SIMD16<Int32>) -> SIMD16<Int32> {
+        acc &+ ((a &<< 16) &>> 16) &* ((b &<< 16) &>> 16) &+ (a &>> 16) &* (b &>> 16)
     }
     /// acc + sum over the 4 bytes k of each lane of unsigned(u byte k) * signed(s byte k).
     @inline(__always)

@@ -13,8 +13,8 @@ public final class MatMul: @unchecked Sendable {
     public internal(set) var instructions = DotInstructions.best
 
     private let scratch = ScratchBuffer(), offsetScratch = ScratchBuffer(), panelScratch = ScratchBuffer(), rowScratch = ScratchBuffer()
-    /// Per-worker partial sums of `combineRows`.
-    let partialScratch = ScratchBuffer()
+    /// Per-worker partial sums of `combineRows` and `selectedColumns`; the latter's column pairs.
+    let partialScratch = ScratchBuffer(), columnPairScratch = ScratchBuffer()
 
     /// Rows whose encoded bytes stay in L1 while a chunk of tokens streams past them.
     private static let rowTile = 8

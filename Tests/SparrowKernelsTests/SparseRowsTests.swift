@@ -43,6 +43,44 @@ import SparrowTestSupport
         }
     }
 
+    /// A product over selected columns of the int8 column copy matches the float64 product of
+    /// the dequantised original with every other input zeroed, within the rounding the copy
+    /// (half a row scale per weight) and the 16-bit inputs (half the input scale) allow; on
+    /// every instruction set, with rows that leave a padded last group, several tiles, an odd
+    /// column count and all columns.
+    @Test(arguments: DotInstructions.allCases.filter(\.isAvailable))
+    func selectedColumnsMatchTheMaskedProduct(_ instructions: DotInstructions) throws {
+        var rng = SplitMix64(seed: 31)
+        let rows = 333, cols = 96
+        let bytes = randomEncodedRows(.q8_0, rows: rows, cols: cols, using: &rng)
+        let weights = dequantized(.q8_0, bytes, count: rows * cols)
+        let input = (0..<cols).map { _ in Float.random(in: -2...2, using: &rng) }
+        let matmul = MatMul(pool: ThreadPool(threadCount: 2))
+        matmul.instructions = instructions
+        try bytes.withUnsafeBytes { raw in
+            let w = try WeightMatrix(type: .q8_0, rows: rows, cols: cols, data: raw.baseAddress!)
+            let copy = ColumnMajorInt8Matrix(w, workers: 2, targetTileRows: 64)
+            #expect(copy.tileCount > 2)
+            for c in 0..<cols {
+                let norm = (0..<rows).reduce(0.0) { $0 + Double(weights[$1 * cols + c] * weights[$1 * cols + c]) }.squareRoot()
+                #expect(abs(Double(copy.columnNorms[c]) - norm) <= 1e-4 * norm)
+            }
+            for selected in [[Int32](stride(from: 1, to: Int32(cols), by: 3)) + [95], (0..<Int32(cols)).map { $0 }] {
+                var output = [Float](repeating: .nan, count: rows)
+                selected.withUnsafeBufferPointer { matmul.selectedColumns(copy, input, columns: $0, into: &output) }
+                let pairs = (selected.count + 1) / 2
+                let inputScale = Double(selected.map { abs(input[Int($0)]) }.max()!) / Double(min(32767, Int(Int32.max) / (254 * pairs)))
+                for r in 0..<rows {
+                    let row = selected.map { Double(weights[r * cols + Int($0)]) }, x = selected.map { Double(input[Int($0)]) }
+                    let exact = zip(row, x).reduce(0) { $0 + $1.0 * $1.1 }
+                    let rowScale = (0..<cols).map { abs(Double(weights[r * cols + $0])) }.max()! / 127
+                    let bound = zip(row, x).reduce(0) { $0 + abs($1.1) * rowScale / 2 + (abs($1.0) + rowScale / 2) * inputScale / 2 } + 1e-4
+                    #expect(abs(Double(output[r]) - exact) <= bound, "\(instructions.rawValue) row \(r) of \(selected.count) columns")
+                }
+            }
+        }
+    }
+
     /// Re-encoding gguf's own Q8_0 blocks (from their dequantised values) gives the same bytes.
     @Test func q8_0QuantiserReproducesTheReferenceBlocks() throws {
         let fixture = try #require(try QuantFixture.all().first { $0.type == "q8_0" })

@@ -27,6 +27,7 @@ typedef float sparrow_f32x16 __attribute__((vector_size(64)));
 typedef _Float16 sparrow_f16x16 __attribute__((vector_size(32)));
 typedef uint16_t sparrow_u16x16 __attribute__((vector_size(32)));
 typedef int16_t sparrow_i16x16 __attribute__((vector_size(32)));
+typedef int16_t sparrow_i16x32 __attribute__((vector_size(64)));
 typedef int8_t sparrow_i8x16 __attribute__((vector_size(16)));
 typedef uint32_t sparrow_u32x16 __attribute__((vector_size(64)));
 typedef uint8_t sparrow_u8x8 __attribute__((vector_size(8)));
@@ -148,6 +149,18 @@ static inline void sparrow_prefetch(const void *p, long bytes) {
 static inline sparrow_f32x8 sparrow_i32x8_to_f32(sparrow_i32x8 v) { return __builtin_convertvector(v, sparrow_f32x8); }
 static inline sparrow_f32x16 sparrow_i32x16_to_f32(sparrow_i32x16 v) { return __builtin_convertvector(v, sparrow_f32x16); }
 static inline sparrow_i32x16 sparrow_i8x16_to_i32(sparrow_i8x16 v) { return __builtin_convertvector(v, sparrow_i32x16); }
+static inline sparrow_i16x32 sparrow_i8x32_to_i16(sparrow_i8x32 v) { return __builtin_convertvector(v, sparrow_i16x32); }
+/// Per 128-bit lane k of two 32-word vectors, words 8k..8k+3 (`low`) or 8k+4..8k+7 (`high`)
+/// of a and b interleaved (a first), as int32 lanes holding one (a, b) pair each: the unpack
+/// instructions' order, which `ColumnMajorInt8Matrix`'s row layout is built around.
+static inline sparrow_i32x16 sparrow_interleave_low_i16(sparrow_i16x32 a, sparrow_i16x32 b) {
+    return (sparrow_i32x16)__builtin_shufflevector(a, b, 0, 32, 1, 33, 2, 34, 3, 35, 8, 40, 9, 41, 10, 42, 11, 43,
+        16, 48, 17, 49, 18, 50, 19, 51, 24, 56, 25, 57, 26, 58, 27, 59);
+}
+static inline sparrow_i32x16 sparrow_interleave_high_i16(sparrow_i16x32 a, sparrow_i16x32 b) {
+    return (sparrow_i32x16)__builtin_shufflevector(a, b, 4, 36, 5, 37, 6, 38, 7, 39, 12, 44, 13, 45, 14, 46, 15, 47,
+        20, 52, 21, 53, 22, 54, 23, 55, 28, 60, 29, 61, 30, 62, 31, 63);
+}
 static inline sparrow_i32x16 sparrow_i16x16_to_i32(sparrow_i16x16 v) { return __builtin_convertvector(v, sparrow_i32x16); }
 static inline sparrow_i8x16 sparrow_i32x16_to_i8(sparrow_i32x16 v) { return __builtin_convertvector(v, sparrow_i8x16); }
 static inline sparrow_f32x16 sparrow_f16x16_to_f32(sparrow_f16x16 v) { return __builtin_convertvector(v, sparrow_f32x16); }

@@ -9,6 +9,8 @@ public struct SparsityFrontier {
     public struct Point: Encodable, Sendable {
         public let rule: String
         public let level: Double
+        /// The fraction of the output projection's inputs skipped.
+        public let headSparsity: Double
         public let perplexity: Double
         public let perplexityRatio: Double
         public let decodeTokensPerSecond: Double
@@ -35,6 +37,8 @@ public struct SparsityFrontier {
     public let pool: ThreadPool
     public var decodeTokens = 128
     public var repetitions = 5
+    /// Applied at every point (see `ContextualSparsity.headSparsity`).
+    public var headSparsity = 0.0
 
     public init(model: LanguageModel, sidecar: SparsitySidecar, evaluation: PerplexityEvaluation, pool: ThreadPool) {
         self.model = model
@@ -52,7 +56,8 @@ public struct SparsityFrontier {
         var points: [Point] = []
         for rule in rules {
             for level in levels {
-                let method = try ContextualSparsity(model: model.transformer, sidecar: sidecar, rule: rule, sparsity: level, pool: pool)
+                let method = try ContextualSparsity(model: model.transformer, sidecar: sidecar, rule: rule, sparsity: level,
+                                                 headSparsity: headSparsity, pool: pool)
                 session.decodeFeedForward = method
                 let sparse = try evaluation.run(tokens, in: session)
                 var denseRates: [Double] = [], sparseRates: [Double] = []
@@ -62,7 +67,7 @@ public struct SparsityFrontier {
                     benchmark.session.decodeFeedForward = method
                     sparseRates.append(try benchmark.measure(test, repetitions: 1).tokensPerSecond.median)
                 }
-                let point = Point(rule: rule.rawValue, level: method.meanSparsity, perplexity: sparse.perplexity,
+                let point = Point(rule: rule.rawValue, level: method.meanSparsity, headSparsity: headSparsity, perplexity: sparse.perplexity,
                                   perplexityRatio: sparse.perplexity / dense.perplexity,
                                   decodeTokensPerSecond: SampleStatistics(sparseRates).median,
                                   denseDecodeTokensPerSecond: SampleStatistics(denseRates).median,

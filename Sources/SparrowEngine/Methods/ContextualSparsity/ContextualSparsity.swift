@@ -25,6 +25,8 @@ public final class ContextualSparsity: DecodeFeedForward, @unchecked Sendable {
     public let rule: SparsityRule
     /// Per layer, the fraction of neurons skipped (0: the dense block runs).
     public let layerSparsity: [Double]
+    /// The fraction of the output projection's inputs skipped (0: the dense head runs).
+    public let headSparsity: Double
     /// Weight bytes one decode step reads (the whole model, the predictors included).
     public let weightBytesPerToken: Int
     private let levelIndices: [Int]
@@ -34,14 +36,21 @@ public final class ContextualSparsity: DecodeFeedForward, @unchecked Sendable {
     /// Per sparse layer, down transposed (neurons x embedding) in Q8_0; nil for dense layers.
     private let transposedDown: [WeightMatrix?]
     private let transposedMemory: [UnsafeMutableRawPointer]
+    /// The output projection by columns, when its inputs are thinned (TEAL on the head: the
+    /// largest |input| * |column| are kept, per token).
+    private let head: ColumnMajorInt8Matrix?
+    private let headColumns: UnsafeMutablePointer<Int32>
     private let gate, up, scores, scratch, ones, rank: UnsafeMutablePointer<Float>
     private let selected: UnsafeMutablePointer<Int32>
 
-    public init(model: TransformerModel, sidecar: SparsitySidecar, rule: SparsityRule, sparsity: Double, pool: ThreadPool) throws {
+    public init(model: TransformerModel, sidecar: SparsitySidecar, rule: SparsityRule, sparsity: Double, headSparsity: Double = 0,
+                pool: ThreadPool) throws {
         let header = sidecar.header, f = model.config.feedForwardSize, d = model.config.embeddingSize
         guard let top = header.levels.last, (0...top).contains(sparsity) else {
             throw SparsityError("sparsity \(sparsity) outside the calibrated 0...\(header.levels.last ?? 0)")
         }
+        guard (0..<1).contains(headSparsity) else { throw SparsityError("head sparsity \(headSparsity) outside 0..<1") }
+        self.headSparsity = headSparsity
         self.rule = rule
         self.model = model
         self.sidecar = sidecar
@@ -54,10 +63,13 @@ public final class ContextualSparsity: DecodeFeedForward, @unchecked Sendable {
                                     sparsity: sparsity, firstUseful: fewerBytes)
         levelIndices = indices
         layerSparsity = indices.map { header.levels[$0] }
-        weightBytesPerToken = model.weightBytesPerToken - zip(bytes, layerSparsity).reduce(0) { saved, layer in
-            let (b, s) = layer
-            return saved + (s > 0 ? Int(b.dense - b.sparse(rule, kept: 1 - s)) : 0)
-        }
+        let head = headSparsity > 0 ? ColumnMajorInt8Matrix(model.output, workers: pool.threadCount) : nil
+        self.head = head
+        let headSaved = head.map { model.output.byteCount - $0.bytesRead(columns: Self.keptNeurons(d, atLevel: headSparsity)) } ?? 0
+        weightBytesPerToken = model.weightBytesPerToken - headSaved - zip(bytes, layerSparsity).reduce(0) { saved, layer in
+                let (b, s) = layer
+                return saved + (s > 0 ? Int(b.dense - b.sparse(rule, kept: 1 - s)) : 0)
+            }
         var memory: [UnsafeMutableRawPointer] = []
         transposedDown = try model.layers.enumerated().map { l, layer in
             guard indices[l] > 0 else { return nil }
@@ -68,22 +80,33 @@ public final class ContextualSparsity: DecodeFeedForward, @unchecked Sendable {
         transposedMemory = memory
         gate = .allocate(capacity: f)
         up = .allocate(capacity: f)
-        scores = .allocate(capacity: f)
-        scratch = .allocate(capacity: f)
+        scores = .allocate(capacity: max(f, d))
+        scratch = .allocate(capacity: max(f, d))
         ones = .allocate(capacity: f)
         ones.initialize(repeating: 1, count: f)
         rank = .allocate(capacity: max(header.rank, header.subspaceRank, 1))
         selected = .allocate(capacity: f)
+        headColumns = .allocate(capacity: d)
     }
 
     deinit {
         for p in [gate, up, scores, scratch, ones, rank] { p.deallocate() }
         selected.deallocate()
+        headColumns.deallocate()
         for p in transposedMemory { p.deallocate() }
     }
 
     /// Mean sparsity over layers.
     public var meanSparsity: Double { layerSparsity.reduce(0, +) / Double(max(layerSparsity.count, 1)) }
+
+    public func logits(input: UnsafePointer<Float>, into logits: UnsafeMutablePointer<Float>) -> Bool {
+        guard let head else { return false }
+        let d = head.cols, kept = Self.keptNeurons(d, atLevel: headSparsity)
+        for c in 0..<d { scores[c] = abs(input[c]) * head.columnNorms[c] }
+        Selection.largest(kept, of: scores, count: d, scratch: scratch, into: headColumns)
+        matmul.selectedColumns(head, input, columns: UnsafeBufferPointer(start: headColumns, count: kept), into: logits)
+        return true
+    }
 
     public func compute(layer l: Int, input: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>) -> Bool {
         guard let down = transposedDown[l] else { return false }

@@ -1,0 +1,164 @@
+import CSparrowSIMD
+
+/// A copy of a weight matrix laid out for products that skip most of their input (contextual
+/// sparsity on a projection's input): a skipped input is a skipped column, so columns must be
+/// contiguous. Weights are int8 with one f32 scale per row, stored column by column within
+/// tiles of rows; a tile's column is one run of bytes long enough (about a kilobyte) for the
+/// prefetcher to stream it, and a skipped one is never fetched. Within each group of 32 rows
+/// the bytes are in the order the unpack instructions interleave two columns in
+/// (`sparrow_interleave_low_i16`), so that two columns' products land in row order.
+///
+/// Re-quantising to per-row int8 adds error on top of the original's; the test suite bounds it.
+public final class ColumnMajorInt8Matrix: @unchecked Sendable {
+    public let rows, cols: Int
+    /// Each column's L2 norm (of the dequantised original): with |input[c]| it bounds the
+    /// column's contribution, which is what input selection ranks by.
+    public let columnNorms: [Float]
+    /// Rows per tile (a multiple of 32; the last tile may be shorter).
+    let tileRows: Int
+    let paddedRows: Int
+    private let data: UnsafeMutableRawPointer
+    private let rowScales: UnsafeMutablePointer<Float>
+
+    /// Bytes a product with `columns` selected inputs reads (their columns and the row scales).
+    public func bytesRead(columns: Int) -> Int { (columns + 4) * paddedRows }
+
+    /// Copies `w`, with as many tiles per worker of `workers` as keep a tile near `targetTileRows`.
+    public init(_ w: WeightMatrix, workers: Int, targetTileRows: Int = 1024) {
+        rows = w.rows
+        cols = w.cols
+        paddedRows = (rows + 31) / 32 * 32
+        let perWorker = max(1, (paddedRows + targetTileRows * workers - 1) / (targetTileRows * workers))
+        let tiles = perWorker * max(workers, 1)
+        tileRows = max(32, ((paddedRows + tiles - 1) / tiles + 31) / 32 * 32)
+        data = .allocate(byteCount: paddedRows * cols, alignment: 64)
+        data.initializeMemory(as: Int8.self, repeating: 0, count: paddedRows * cols)
+        rowScales = .allocate(capacity: paddedRows)
+        rowScales.initialize(repeating: 0, count: paddedRows)
+        var squares = [Float](repeating: 0, count: cols)
+        let row = UnsafeMutablePointer<Float>.allocate(capacity: cols)
+        defer { row.deallocate() }
+        for r in 0..<rows {
+            w.dequantizeRow(r, into: row)
+            var amax: Float = 0
+            for c in 0..<cols {
+                amax = max(amax, abs(row[c]))
+                squares[c] += row[c] * row[c]
+            }
+            let scale = amax / 127, inverse: Float = scale > 0 ? 1 / scale : 0
+            rowScales[r] = scale
+            let (tile, position) = Self.location(ofRow: r, tileRows: tileRows)
+            let base = data.assumingMemoryBound(to: Int8.self) + tile * tileRows * cols
+            let length = min(tileRows, paddedRows - tile * tileRows)
+            for c in 0..<cols { base[c * length + position] = Int8((row[c] * inverse).rounded()) }
+        }
+        columnNorms = squares.map { $0.squareRoot() }
+    }
+
+    deinit {
+        data.deallocate()
+        rowScales.deallocate()
+    }
+
+    var tileCount: Int { (paddedRows + tileRows - 1) / tileRows }
+    func rowsInTile(_ t: Int) -> Int { min(tileRows, paddedRows - t * tileRows) }
+
+    /// Row r's tile and its byte position within the tile's columns: in each group of 32, the
+    /// interleave's 128-bit lane k holds rows 4k..4k+3 in its low words and 16+4k..16+4k+3 in
+    /// its high ones.
+    static func location(ofRow r: Int, tileRows: Int) -> (tile: Int, position: Int) {
+        let tile = r / tileRows, inTile = r % tileRows, group = inTile / 32, i = inTile % 32
+        let half = i / 16, k = (i % 16) / 4, j = i % 4
+        return (tile, group * 32 + 8 * k + 4 * half + j)
+    }
+
+    fileprivate func tileBase(_ t: Int) -> UnsafeRawPointer { UnsafeRawPointer(data) + t * tileRows * cols }
+    fileprivate func scales(_ t: Int) -> UnsafePointer<Float> { UnsafePointer(rowScales) + t * tileRows }
+}
+
+extension MatMul {
+    /// output[r] = sum over c in `columns` of W[r, c] * input[c]: the product with every other
+    /// input taken as zero, reading only the selected columns (ascending, for the prefetcher).
+    /// The selected inputs are quantised to 16-bit integers with one scale (as many bits as
+    /// keep every int32 sum exact), two columns per multiply-add of word pairs.
+    public func selectedColumns(_ w: ColumnMajorInt8Matrix, _ input: UnsafePointer<Float>, columns: UnsafeBufferPointer<Int32>,
+                                into output: UnsafeMutablePointer<Float>) {
+        switch instructions {
+        case .vnni: selectedColumns(w, input, columns: columns, into: output, VNNIDot.self)
+        case .avx2: selectedColumns(w, input, columns: columns, into: output, AVX2Dot.self)
+        case .portable: selectedColumns(w, input, columns: columns, into: output, PortableDot.self)
+        }
+    }
+
+    private func selectedColumns<D: Int8DotProduct>(_ w: ColumnMajorInt8Matrix, _ input: UnsafePointer<Float>,
+                                                    columns: UnsafeBufferPointer<Int32>, into output: UnsafeMutablePointer<Float>,
+                                                    _: D.Type) {
+        let pairs = (columns.count + 1) / 2
+        var amax: Float = 0
+        for c in columns { amax = max(amax, abs(input[Int(c)])) }
+        guard amax > 0 else { return output.initialize(repeating: 0, count: w.rows) }
+        // |sum| <= 2 * pairs * 127 * limit must stay below 2^31.
+        let limit = Float(min(32767, Int(Int32.max) / (254 * max(pairs, 1))))
+        let inverse = limit / amax, inputScale = amax / limit
+        // Per pair: its two columns and their quantised inputs as one word pair (an odd
+        // count's last pair repeats its column with a zero second input).
+        let pairScratch = columnPairScratch.bytes(pairs * 12)
+        let first = pairScratch.assumingMemoryBound(to: Int32.self), second = first + pairs
+        let words = (second + pairs)
+        for p in 0..<pairs {
+            let a = columns[2 * p], b = 2 * p + 1 < columns.count ? columns[2 * p + 1] : a
+            let qa = Int32((input[Int(a)] * inverse).rounded())
+            let qb = 2 * p + 1 < columns.count ? Int32((input[Int(b)] * inverse).rounded()) : 0
+            first[p] = a
+            second[p] = b
+            words[p] = (qa & 0xFFFF) | (qb &<< 16)
+        }
+        let tiles = w.tileCount
+        let sums = partialScratch.bytes(pool.threadCount * w.tileRows * 4)
+        pool.run { worker, workers in
+            let acc = (sums + worker * w.tileRows * 4).assumingMemoryBound(to: SIMD16<Int32>.self)
+            for t in ThreadPool.chunk(worker, of: workers, count: tiles) {
+                let length = w.rowsInTile(t), groups = length / 32, base = w.tileBase(t)
+                acc.initialize(repeating: .zero, count: 2 * groups)
+                // Four pairs per pass over the tile's sums, so that their loads and stores are
+                // shared (the tile stays in L1; the columns stream from memory).
+                func column(_ p: Int, _ which: UnsafePointer<Int32>) -> UnsafeRawPointer { base + Int(which[p]) * length }
+                var p = 0
+                while p + 4 <= pairs {
+                    let a = (column(p, first), column(p + 1, first), column(p + 2, first), column(p + 3, first))
+                    let b = (column(p, second), column(p + 1, second), column(p + 2, second), column(p + 3, second))
+                    let word = (SIMD16<Int32>(repeating: words[p]), SIMD16<Int32>(repeating: words[p + 1]),
+                                SIMD16<Int32>(repeating: words[p + 2]), SIMD16<Int32>(repeating: words[p + 3]))
+                    for g in 0..<groups {
+                        var low = acc[2 * g], high = acc[2 * g + 1]
+                        Self.addPair(a.0, b.0, group: g, word.0, &low, &high, D.self)
+                        Self.addPair(a.1, b.1, group: g, word.1, &low, &high, D.self)
+                        Self.addPair(a.2, b.2, group: g, word.2, &low, &high, D.self)
+                        Self.addPair(a.3, b.3, group: g, word.3, &low, &high, D.self)
+                        acc[2 * g] = low
+                        acc[2 * g + 1] = high
+                    }
+                    p += 4
+                }
+                for q in p..<pairs {
+                    let a = column(q, first), b = column(q, second), word = SIMD16<Int32>(repeating: words[q])
+                    for g in 0..<groups { Self.addPair(a, b, group: g, word, &acc[2 * g], &acc[2 * g + 1], D.self) }
+                }
+                // acc[2g] holds rows 32g..32g+15, acc[2g+1] rows 32g+16..32g+31.
+                let start = t * w.tileRows, scales = w.scales(t)
+                let sums = UnsafeRawPointer(acc).assumingMemoryBound(to: Int32.self)
+                for i in 0..<min(length, w.rows - start) { output[start + i] = Float(sums[i]) * scales[i] * inputScale }
+            }
+        }
+    }
+
+    /// Two columns' products for one group of 32 rows: rows 0..15 into `low`, 16..31 into `high`.
+    @inline(__always)
+    private static func addPair<D: Int8DotProduct>(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, group g: Int, _ word: SIMD16<Int32>,
+                                                   _ low: inout SIMD16<Int32>, _ high: inout SIMD16<Int32>, _: D.Type) {
+        let x = sparrow_i8x32_to_i16(a.simd(SIMD32<Int8>.self, at: 32 * g))
+        let y = sparrow_i8x32_to_i16(b.simd(SIMD32<Int8>.self, at: 32 * g))
+        low = D.wordPairDot(low, sparrow_interleave_low_i16(x, y), word)
+        high = D.wordPairDot(high, sparrow_interleave_high_i16(x, y), word)
+    }
+}
