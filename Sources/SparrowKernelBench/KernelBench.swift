@@ -57,8 +57,7 @@ struct KernelBench: ParsableCommand {
 
     /// Contextual sparsity's kernels against the dense products they replace, every layer in
     /// turn (so that weights come from memory, as in a decode step): the selected rows of each
-    /// gate, and the combination of selected rows of a transposed Q8_0 down (synthetic
-    /// values), against dense gate and down. Each layer keeps a different random, ascending selection.
+    /// gate, and the selected columns of down's int8 column copy, against dense gate and down. Each layer keeps a different random, ascending selection.
     private func timeSparseFeedForward(_ file: GGUFFile, pool: ThreadPool, keep: Double) throws {
         func layers(_ suffix: String) throws -> [WeightMatrix] {
             try file.tensors.filter { $0.name.hasSuffix(suffix) && $0.type.isComputable }.map {
@@ -66,18 +65,13 @@ struct KernelBench: ParsableCommand {
             }
         }
         let gates = try layers("ffn_gate.weight"), downs = try layers("ffn_down.weight")
-        guard let f = gates.first?.rows, let d = gates.first?.cols, downs.count == gates.count,
-              let rowBytes = TensorType.q8_0.byteCount(elements: d) else {
+        guard let f = gates.first?.rows, let d = gates.first?.cols, downs.count == gates.count else {
             throw KernelError("\(model) has no feed-forward layers the sparse kernels can run on")
         }
         var rng = SystemRandomNumberGenerator()
         let kept = max(1, Int((keep * Double(f)).rounded()))
         let selections: [[Int32]] = gates.map { _ in Array(0..<Int32(f)).shuffled(using: &rng).prefix(kept).sorted() }
-        let copies = UnsafeMutableRawPointer.allocate(byteCount: gates.count * f * rowBytes, alignment: 64)
-        defer { copies.deallocate() }
-        let values = (0..<d).map { Float(($0 * 7919) % 2003) / 1001.5 - 1 }
-        for row in 0..<gates.count * f { quantizeQ8_0(values, count: d, into: copies + row * rowBytes) }
-        let transposed = try (0..<gates.count).map { try WeightMatrix(type: .q8_0, rows: f, cols: d, data: copies + $0 * f * rowBytes) }
+        let downColumns = downs.map { ColumnMajorInt8Matrix($0, workers: pool.threadCount) }
         let matmul = MatMul(pool: pool)
         let x = (0..<max(f, d)).map { Float(($0 * 104729) % 1999) / 999.5 - 1 }
         var out = [Float](repeating: 0, count: max(f, d))
@@ -89,8 +83,8 @@ struct KernelBench: ParsableCommand {
             for (w, s) in zip(gates, selections) { s.withUnsafeBufferPointer { matmul.selectedRows(w, x, rows: $0, into: out) } }
         }
         let denseDown = timed { x, out in for w in downs { matmul(w, x, tokens: 1, into: out) } }
-        let combined = timed { x, out in
-            for (w, s) in zip(transposed, selections) { s.withUnsafeBufferPointer { matmul.combineRows(w, rows: $0, coefficients: x, into: out) } }
+        let selectedColumns = timed { x, out in
+            for (w, s) in zip(downColumns, selections) { s.withUnsafeBufferPointer { matmul.selectedColumns(w, x, columns: $0, into: out) } }
         }
         func gigabytes(_ bytes: Int) -> Double { Double(bytes * gates.count) / 1e9 }
         func meanBytes(_ layers: [WeightMatrix]) -> Int { layers.reduce(0) { $0 + $1.byteCount } / layers.count }
@@ -98,7 +92,7 @@ struct KernelBench: ParsableCommand {
         for (name, time, bytes) in [("gate, dense (\(gates[0].type.name))", denseGate, meanBytes(gates)),
                                     ("gate, selected rows", sparseGate, kept * gates[0].rowBytes),
                                     ("down, dense (\(Set(downs.map(\.type.name)).sorted().joined(separator: ", ")))", denseDown, meanBytes(downs)),
-                                    ("down, combined Q8_0 rows", combined, kept * rowBytes)] {
+                                    ("down, selected columns (int8 copy)", selectedColumns, downColumns[0].bytesRead(columns: kept))] {
             print("| \(name) | " + String(format: "%.1f | %.1f |", time * 1e6 / Double(gates.count), gigabytes(bytes) / time))
         }
     }

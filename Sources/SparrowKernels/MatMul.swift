@@ -13,7 +13,7 @@ public final class MatMul: @unchecked Sendable {
     public internal(set) var instructions = DotInstructions.best
 
     private let scratch = ScratchBuffer(), offsetScratch = ScratchBuffer(), panelScratch = ScratchBuffer(), rowScratch = ScratchBuffer()
-    /// Per-worker partial sums of `combineRows` and `selectedColumns`; the latter's column pairs.
+    /// Per-worker sums of `selectedColumns`, and its column pairs.
     let partialScratch = ScratchBuffer(), columnPairScratch = ScratchBuffer()
 
     /// Rows whose encoded bytes stay in L1 while a chunk of tokens streams past them.

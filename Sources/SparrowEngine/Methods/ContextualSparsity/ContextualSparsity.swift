@@ -33,9 +33,8 @@ public final class ContextualSparsity: DecodeFeedForward, @unchecked Sendable {
     private let model: TransformerModel
     private let sidecar: SparsitySidecar
     private let matmul: MatMul
-    /// Per sparse layer, down transposed (neurons x embedding) in Q8_0; nil for dense layers.
-    private let transposedDown: [WeightMatrix?]
-    private let transposedMemory: [UnsafeMutableRawPointer]
+    /// Per sparse layer, down by columns (a neuron's weights contiguous); nil for dense layers.
+    private let downColumns: [ColumnMajorInt8Matrix?]
     /// The output projection by columns, when its inputs are thinned (TEAL on the head: the
     /// largest |input| * |column| are kept, per token).
     private let head: ColumnMajorInt8Matrix?
@@ -67,17 +66,11 @@ public final class ContextualSparsity: DecodeFeedForward, @unchecked Sendable {
         self.head = head
         let headSaved = head.map { model.output.byteCount - $0.bytesRead(columns: Self.keptNeurons(d, atLevel: headSparsity)) } ?? 0
         weightBytesPerToken = model.weightBytesPerToken - headSaved - zip(bytes, layerSparsity).reduce(0) { saved, layer in
-                let (b, s) = layer
-                return saved + (s > 0 ? Int(b.dense - b.sparse(rule, kept: 1 - s)) : 0)
-            }
-        var memory: [UnsafeMutableRawPointer] = []
-        transposedDown = try model.layers.enumerated().map { l, layer in
-            guard indices[l] > 0 else { return nil }
-            let raw = Self.transposeToQ8_0(layer.down)
-            memory.append(raw)
-            return try WeightMatrix(type: .q8_0, rows: f, cols: d, data: raw)
+            let (b, s) = layer
+            return saved + (s > 0 ? Int(b.dense - b.sparse(rule, kept: 1 - s)) : 0)
         }
-        transposedMemory = memory
+        let workers = pool.threadCount
+        downColumns = model.layers.enumerated().map { l, layer in indices[l] > 0 ? ColumnMajorInt8Matrix(layer.down, workers: workers) : nil }
         gate = .allocate(capacity: f)
         up = .allocate(capacity: f)
         scores = .allocate(capacity: max(f, d))
@@ -93,7 +86,6 @@ public final class ContextualSparsity: DecodeFeedForward, @unchecked Sendable {
         for p in [gate, up, scores, scratch, ones, rank] { p.deallocate() }
         selected.deallocate()
         headColumns.deallocate()
-        for p in transposedMemory { p.deallocate() }
     }
 
     /// Mean sparsity over layers.
@@ -101,15 +93,14 @@ public final class ContextualSparsity: DecodeFeedForward, @unchecked Sendable {
 
     public func logits(input: UnsafePointer<Float>, into logits: UnsafeMutablePointer<Float>) -> Bool {
         guard let head else { return false }
-        let d = head.cols, kept = Self.keptNeurons(d, atLevel: headSparsity)
-        for c in 0..<d { scores[c] = abs(input[c]) * head.columnNorms[c] }
-        Selection.largest(kept, of: scores, count: d, scratch: scratch, into: headColumns)
-        matmul.selectedColumns(head, input, columns: UnsafeBufferPointer(start: headColumns, count: kept), into: logits)
+        let columns = Self.largestContributions(Self.keptNeurons(head.cols, atLevel: headSparsity), of: input, norms: head.columnNorms,
+                                                scratch: (scores, scratch), into: headColumns)
+        matmul.selectedColumns(head, input, columns: columns, into: logits)
         return true
     }
 
     public func compute(layer l: Int, input: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>) -> Bool {
-        guard let down = transposedDown[l] else { return false }
+        guard let down = downColumns[l] else { return false }
         let weights = model.layers[l], f = model.config.feedForwardSize, activation = model.config.architecture.activation
         let level = levelIndices[l], thresholds = sidecar.header.layers[l]
         var count: Int
@@ -122,21 +113,33 @@ public final class ContextualSparsity: DecodeFeedForward, @unchecked Sendable {
             matmul.selectedRows(weights.gate, input, rows: UnsafeBufferPointer(start: selected, count: count), into: gate)
             matmul.selectedRows(weights.up, input, rows: UnsafeBufferPointer(start: selected, count: count), into: up)
             activation.apply(gate: gate, up: up, count: count)
+            for i in 0..<count { scores[Int(selected[i])] = gate[i] }
         case .cats:
             matmul(weights.gate, input, tokens: 1, into: scores)
             activation.apply(gate: scores, up: ones, count: f)
             count = Selection.above(thresholds.gateThresholds[level], magnitudesOf: scores, count: f, into: selected)
             matmul.selectedRows(weights.up, input, rows: UnsafeBufferPointer(start: selected, count: count), into: up)
-            for i in 0..<count { gate[i] = scores[Int(selected[i])] * up[i] }
+            for i in 0..<count { scores[Int(selected[i])] *= up[i] }
         case .teal:
             matmul(weights.gate, input, tokens: 1, into: scores)
             matmul(weights.up, input, tokens: 1, into: up)
             activation.apply(gate: scores, up: up, count: f)
             count = Selection.above(thresholds.activationThresholds[level], magnitudesOf: scores, count: f, into: selected)
-            for i in 0..<count { gate[i] = scores[Int(selected[i])] }
         }
-        matmul.combineRows(down, rows: UnsafeBufferPointer(start: selected, count: count), coefficients: gate, into: output)
+        // `scores` holds every selected neuron's activation at its index.
+        matmul.selectedColumns(down, scores, columns: UnsafeBufferPointer(start: selected, count: count), into: output)
         return true
+    }
+
+    /// The `kept` inputs with the largest |input[c]| * norms[c] (a bound on each one's
+    /// contribution), ascending; `scratch` holds two vectors of the input's width. TEAL's
+    /// magnitude rule, with the column's weight in it.
+    static func largestContributions(_ kept: Int, of input: UnsafePointer<Float>, norms: [Float],
+                                     scratch: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>),
+                                     into columns: UnsafeMutablePointer<Int32>) -> UnsafeBufferPointer<Int32> {
+        for c in norms.indices { scratch.0[c] = abs(input[c]) * norms[c] }
+        Selection.largest(kept, of: scratch.0, count: norms.count, scratch: scratch.1, into: columns)
+        return UnsafeBufferPointer(start: columns, count: kept)
     }
 
     /// Per row of `input`, every neuron's score under a ranking rule (the predictor's logits,
@@ -186,27 +189,12 @@ public final class ContextualSparsity: DecodeFeedForward, @unchecked Sendable {
         }
         return chosen
     }
-
-    /// A (rows x cols) matrix as its transpose (cols x rows) in Q8_0, 64-byte aligned.
-    static func transposeToQ8_0(_ w: WeightMatrix) -> UnsafeMutableRawPointer {
-        let dense = UnsafeMutablePointer<Float>.allocate(capacity: w.rows * w.cols)
-        let column = UnsafeMutablePointer<Float>.allocate(capacity: w.rows)
-        defer { dense.deallocate(); column.deallocate() }
-        for r in 0..<w.rows { w.dequantizeRow(r, into: dense + r * w.cols) }
-        let rowBytes = q8_0RowBytes(cols: w.rows)
-        let out = UnsafeMutableRawPointer.allocate(byteCount: w.cols * rowBytes, alignment: 64)
-        for c in 0..<w.cols {
-            for r in 0..<w.rows { column[r] = dense[r * w.cols + c] }
-            quantizeQ8_0(column, count: w.rows, into: out + c * rowBytes)
-        }
-        return out
-    }
 }
 
 /// Weight bytes one decode step reads in a layer's feed-forward block: dense, and under a
-/// rule that keeps a fraction of the neurons (whose down rows come from the Q8_0 copy).
+/// rule that keeps a fraction of the neurons (whose down weights come from the column copy).
 struct FeedForwardBytes {
-    let gate, up, down, transposedDown, predictor, subspace: Double
+    let gate, up, down, downColumns, predictor, subspace: Double
 
     init(model: TransformerModel, sidecar: SparsitySidecar, layer l: Int) {
         let layer = model.layers[l], f = model.config.feedForwardSize, vector = Double(f * 4)
@@ -214,7 +202,7 @@ struct FeedForwardBytes {
         gate = Double(layer.gate.byteCount)
         up = Double(layer.up.byteCount)
         down = Double(layer.down.byteCount)
-        transposedDown = Double(f * q8_0RowBytes(cols: model.config.embeddingSize))
+        downColumns = Double(ColumnMajorInt8Matrix.bytesRead(rows: model.config.embeddingSize, cols: f, columns: f))
         predictor = Double(p.down.byteCount + p.up.byteCount) + vector
         subspace = Double(s.basis.byteCount + s.gate.byteCount + s.up.byteCount) + vector
     }
@@ -223,10 +211,10 @@ struct FeedForwardBytes {
 
     func sparse(_ rule: SparsityRule, kept k: Double) -> Double {
         switch rule {
-        case .predictor: k * (gate + up + transposedDown) + predictor
-        case .subspace: k * (gate + up + transposedDown) + subspace
-        case .cats: gate + k * (up + transposedDown)
-        case .teal: gate + up + k * transposedDown
+        case .predictor: k * (gate + up + downColumns) + predictor
+        case .subspace: k * (gate + up + downColumns) + subspace
+        case .cats: gate + k * (up + downColumns)
+        case .teal: gate + up + k * downColumns
         }
     }
 }
