@@ -19,7 +19,8 @@ public final class ColumnMajorInt8Matrix: @unchecked Sendable {
     /// Rows per tile (a multiple of 32; the last tile may be shorter).
     let tileRows: Int
     let paddedRows: Int
-    var blockCount: Int { (cols + Self.blockColumns - 1) / Self.blockColumns }
+    var blockCount: Int { Self.blockCount(cols: cols) }
+    static func blockCount(cols: Int) -> Int { (cols + blockColumns - 1) / blockColumns }
     private let data: UnsafeMutableRawPointer
     /// Block-major: block k's scales for every padded row, in row order.
     private let rowScales: UnsafeMutablePointer<Float>
@@ -28,7 +29,7 @@ public final class ColumnMajorInt8Matrix: @unchecked Sendable {
     public func bytesRead(columns: Int) -> Int { Self.bytesRead(rows: rows, cols: cols, columns: columns) }
     /// The same for a copy of a rows x cols matrix, before making one.
     public static func bytesRead(rows: Int, cols: Int, columns: Int) -> Int {
-        (columns + 4 * ((cols + blockColumns - 1) / blockColumns)) * ((rows + 31) / 32 * 32)
+        (columns + 4 * blockCount(cols: cols)) * ((rows + 31) / 32 * 32)
     }
 
     /// Copies `w`, with as many tiles per worker of `workers` as keep a tile near `targetTileRows`.
@@ -41,7 +42,7 @@ public final class ColumnMajorInt8Matrix: @unchecked Sendable {
         tileRows = max(32, ((paddedRows + tiles - 1) / tiles + 31) / 32 * 32)
         data = .allocate(byteCount: paddedRows * cols, alignment: 64)
         data.initializeMemory(as: Int8.self, repeating: 0, count: paddedRows * cols)
-        let blocks = (cols + Self.blockColumns - 1) / Self.blockColumns
+        let blocks = Self.blockCount(cols: cols)
         rowScales = .allocate(capacity: blocks * paddedRows)
         rowScales.initialize(repeating: 0, count: blocks * paddedRows)
         var squares = [Float](repeating: 0, count: cols)
@@ -92,8 +93,8 @@ public final class ColumnMajorInt8Matrix: @unchecked Sendable {
 extension MatMul {
     /// output[r] = sum over c in `columns` of W[r, c] * input[c]: the product with every other
     /// input taken as zero, reading only the selected columns (ascending, for the prefetcher).
-    /// The selected inputs are quantised to 16-bit integers with one scale (as many bits as
-    /// keep every int32 sum exact), two columns per multiply-add of word pairs.
+    /// The selected inputs are quantised to 16-bit integers with one scale, two columns per
+    /// multiply-add of word pairs, summed in int32 per block of row scales.
     public func selectedColumns(_ w: ColumnMajorInt8Matrix, _ input: UnsafePointer<Float>, columns: UnsafeBufferPointer<Int32>,
                                 into output: UnsafeMutablePointer<Float>) {
         switch instructions {
@@ -181,14 +182,14 @@ extension MatMul {
                         p += 1
                     }
                     // acc[2g] holds rows 32g..32g+15, acc[2g+1] rows 32g+16..32g+31: sums in row order.
-                    let scales = w.scales(t, block: Int(runBlocks[run])), sums = UnsafeRawPointer(acc).assumingMemoryBound(to: Int32.self)
+                    let scales = w.scales(t, block: Int(runBlocks[run])), totals = UnsafeRawPointer(acc)
                     var i = 0
                     while i + 16 <= valid {
-                        let v = sparrow_i32x16_to_f32(UnsafeRawPointer(sums).simd(SIMD16<Int32>.self, at: 4 * i)) * UnsafeRawPointer(scales).simd(SIMD16<Float>.self, at: 4 * i)
+                        let v = sparrow_i32x16_to_f32(totals.simd(SIMD16<Int32>.self, at: 4 * i)) * load16(scales + i)
                         store16(load16(out + i).addingProduct(v, SIMD16<Float>(repeating: inputScale)), out + i)
                         i += 16
                     }
-                    for j in i..<valid { out[j] += Float(sums[j]) * scales[j] * inputScale }
+                    for j in i..<valid { out[j] += Float(totals.load(fromByteOffset: 4 * j, as: Int32.self)) * scales[j] * inputScale }
                 }
             }
         }

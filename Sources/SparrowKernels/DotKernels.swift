@@ -20,6 +20,11 @@ protocol Int8DotProduct {
 }
 
 extension Int8DotProduct {
+    /// `wordPairDot` with the scale word's high half zero.
+    @inline(__always)
+    static func scaledAdd(_ acc: SIMD16<Int32>, _ small: SIMD16<Int32>, _ scale: SIMD16<Int32>) -> SIMD16<Int32> {
+        wordPairDot(acc, small, scale)
+    }
     @inline(__always)
     static func narrowDot(_ acc: SIMD8<Int32>, _ u: SIMD32<UInt8>, _ s: SIMD32<Int8>) -> SIMD8<Int32> { dot(acc, u, s) }
     @inline(__always)
@@ -56,10 +61,6 @@ enum VNNIDot: Int8DotProduct {
     @inline(__always)
     static func bitBytes(_ bits: UInt64) -> SIMD64<UInt8> { sparrow_bit_bytes64(bits) }
     @inline(__always)
-    static func scaledAdd(_ acc: SIMD16<Int32>, _ small: SIMD16<Int32>, _ scale: SIMD16<Int32>) -> SIMD16<Int32> {
-        sparrow_dpwssd512(acc, small, scale)
-    }
-    @inline(__always)
     static func wordPairDot(_ acc: SIMD16<Int32>, _ a: SIMD16<Int32>, _ b: SIMD16<Int32>) -> SIMD16<Int32> {
         sparrow_dpwssd512(acc, a, b)
     }
@@ -78,10 +79,6 @@ enum AVX2Dot: Int8DotProduct {
     static func narrowDot(_ acc: SIMD16<Int32>, _ u: SIMD64<UInt8>, _ s: SIMD64<Int8>) -> SIMD16<Int32> { sparrow_avx2_dpbusd512_narrow(acc, u, s) }
     @inline(__always)
     static func bitBytes(_ bits: UInt64) -> SIMD64<UInt8> { sparrow_avx2_bit_bytes64(bits) }
-    @inline(__always)
-    static func scaledAdd(_ acc: SIMD16<Int32>, _ small: SIMD16<Int32>, _ scale: SIMD16<Int32>) -> SIMD16<Int32> {
-        sparrow_avx2_dpwssd512(acc, small, scale)
-    }
     @inline(__always)
     static func wordPairDot(_ acc: SIMD16<Int32>, _ a: SIMD16<Int32>, _ b: SIMD16<Int32>) -> SIMD16<Int32> {
         sparrow_avx2_dpwssd512(acc, a, b)

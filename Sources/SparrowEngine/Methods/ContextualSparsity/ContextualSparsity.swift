@@ -93,9 +93,12 @@ public final class ContextualSparsity: DecodeFeedForward, @unchecked Sendable {
 
     public func logits(input: UnsafePointer<Float>, into logits: UnsafeMutablePointer<Float>) -> Bool {
         guard let head else { return false }
-        let columns = Self.largestContributions(Self.keptNeurons(head.cols, atLevel: headSparsity), of: input, norms: head.columnNorms,
-                                                scratch: (scores, scratch), into: headColumns)
-        matmul.selectedColumns(head, input, columns: columns, into: logits)
+        // TEAL's magnitude rule with each column's weight in it: |input| * |column| bounds an
+        // input's contribution.
+        let d = head.cols, kept = Self.keptNeurons(d, atLevel: headSparsity)
+        for c in 0..<d { scores[c] = abs(input[c]) * head.columnNorms[c] }
+        Selection.largest(kept, of: scores, count: d, scratch: scratch, into: headColumns)
+        matmul.selectedColumns(head, input, columns: UnsafeBufferPointer(start: headColumns, count: kept), into: logits)
         return true
     }
 
@@ -129,17 +132,6 @@ public final class ContextualSparsity: DecodeFeedForward, @unchecked Sendable {
         // `scores` holds every selected neuron's activation at its index.
         matmul.selectedColumns(down, scores, columns: UnsafeBufferPointer(start: selected, count: count), into: output)
         return true
-    }
-
-    /// The `kept` inputs with the largest |input[c]| * norms[c] (a bound on each one's
-    /// contribution), ascending; `scratch` holds two vectors of the input's width. TEAL's
-    /// magnitude rule, with the column's weight in it.
-    static func largestContributions(_ kept: Int, of input: UnsafePointer<Float>, norms: [Float],
-                                     scratch: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>),
-                                     into columns: UnsafeMutablePointer<Int32>) -> UnsafeBufferPointer<Int32> {
-        for c in norms.indices { scratch.0[c] = abs(input[c]) * norms[c] }
-        Selection.largest(kept, of: scratch.0, count: norms.count, scratch: scratch.1, into: columns)
-        return UnsafeBufferPointer(start: columns, count: kept)
     }
 
     /// Per row of `input`, every neuron's score under a ranking rule (the predictor's logits,
