@@ -83,7 +83,8 @@ struct ServeCommand: AsyncParsableCommand {
             defaults.draft = .on(DraftSettings(draftMax: f.draftMax, draftMin: f.draftMin, minP: f.draftMinP))
         }
         if sparsityOptions.sparsity != nil {
-            defaults.sparsity = .on(SparsitySettings(rule: sparsityOptions.rule.rawValue, level: sparsityOptions.level))
+            defaults.sparsity = .on(SparsitySettings(rule: sparsityOptions.rule.rawValue, level: sparsityOptions.level,
+                                                                    headCandidates: sparsityOptions.headCandidates, headRank: sparsityOptions.headRank))
         }
         return defaults
     }

@@ -25,8 +25,11 @@ struct SparsityFrontierCommand: ParsableCommand {
     @Option(help: "Mean sparsity levels, e.g. 0.3,0.5,0.7.")
     var levels = "0.3,0.5,0.7"
 
-    @Option(name: .customLong("head-sparsity"), help: "The fraction of the output projection's inputs skipped at every point.")
-    var headSparsity = 0.0
+    @Option(help: "Tokens whose logits a step computes exactly (candidate head) at every point; 0: dense head.")
+    var headCandidates = 0
+
+    @Option(help: "The candidate head's preview rank.")
+    var headRank = 128
 
     @Option(help: "Tokens per perplexity window.")
     var ctx = 512
@@ -50,7 +53,7 @@ struct SparsityFrontierCommand: ParsableCommand {
         if repetitions < 1 { throw ValidationError("--repetitions must be at least 1") }
         _ = try ruleList()
         if try levelList().contains(where: { !(0..<1).contains($0) }) { throw ValidationError("--levels must be within 0..<1") }
-        if !(0..<1).contains(headSparsity) { throw ValidationError("--head-sparsity must be within 0..<1") }
+        try SparsityOptions.validateHead(candidates: headCandidates, rank: headRank, flags: ("--head-candidates", "--head-rank"))
         if modelOptions.contextSize != nil { throw ValidationError("this command sizes its context with --ctx, not --ctx-size") }
     }
 
@@ -82,7 +85,8 @@ struct SparsityFrontierCommand: ParsableCommand {
         var frontier = SparsityFrontier(model: model, sidecar: sidecar, evaluation: evaluation, pool: pool)
         frontier.decodeTokens = decodeTokens
         frontier.repetitions = repetitions
-        frontier.headSparsity = headSparsity
+        frontier.headCandidates = headCandidates
+        frontier.headRank = headRank
         let report = try frontier.run(tokens, rules: ruleList(), levels: levelList()) { line in
             FileHandle.standardError.write(Data((line + "\n").utf8))
         }

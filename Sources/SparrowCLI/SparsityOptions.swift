@@ -19,12 +19,21 @@ struct SparsityOptions: ParsableArguments {
     @Option(name: .customLong("sparsity-level"), help: "The fraction of feed-forward neurons skipped, averaged over layers.")
     var level = 0.7
 
-    @Option(name: .customLong("sparsity-head"), help: "The fraction of the output projection's inputs skipped (0: dense head).")
-    var headLevel = 0.0
+    @Option(name: .customLong("sparsity-head-candidates"),
+            help: "Tokens whose logits a step computes exactly, picked by a low-rank preview of the head (0: dense head).")
+    var headCandidates = 0
+
+    @Option(name: .customLong("sparsity-head-rank"), help: "The head preview's rank (a multiple of 32, at most the calibrated 256).")
+    var headRank = 128
 
     func validate() throws {
         if !(0..<1).contains(level) { throw ValidationError("--sparsity-level must be within 0..<1") }
-        if !(0..<1).contains(headLevel) { throw ValidationError("--sparsity-head must be within 0..<1") }
+        try Self.validateHead(candidates: headCandidates, rank: headRank, flags: ("--sparsity-head-candidates", "--sparsity-head-rank"))
+    }
+
+    static func validateHead(candidates: Int, rank: Int, flags: (candidates: String, rank: String)) throws {
+        if candidates < 0 { throw ValidationError("\(flags.candidates) must be at least 0") }
+        if rank <= 0 || rank % 32 != 0 { throw ValidationError("\(flags.rank) must be a positive multiple of 32") }
     }
 
     /// The sidecar for `model`, or nil without --sparsity.
@@ -39,6 +48,6 @@ struct SparsityOptions: ParsableArguments {
     func method(for model: LanguageModel, pool: ThreadPool, rule: SparsityRule? = nil, level: Double? = nil) throws -> ContextualSparsity? {
         guard let sidecar = try sidecar(for: model) else { return nil }
         return try ContextualSparsity(model: model.transformer, sidecar: sidecar, rule: rule ?? self.rule, sparsity: level ?? self.level,
-                                      headSparsity: headLevel, pool: pool)
+                                      headCandidates: headCandidates, headRank: headRank, pool: pool)
     }
 }

@@ -20,6 +20,13 @@ extension DecodeFeedForward {
 public protocol FeedForwardObserver: AnyObject {
     func observe(layer: Int, input: UnsafePointer<Float>, residual: UnsafePointer<Float>, gate: UnsafePointer<Float>,
                  up: UnsafePointer<Float>, rows: Int)
+    /// Sees the output projection's input (the normed final hidden states) of the rows whose
+    /// logits are computed.
+    func observeHead(input: UnsafePointer<Float>, rows: Int)
+}
+
+extension FeedForwardObserver {
+    public func observeHead(input: UnsafePointer<Float>, rows: Int) {}
 }
 
 /// The feed-forward hooks a session's forward passes use.

@@ -134,12 +134,13 @@ struct LayerComputation {
     /// The output norm and projection of the `n` rows of `hidden`. With a shortlist naming
     /// candidates for a row, only their logits are computed, each as a one-token projection
     /// computes it, and every other logit of the row is -infinity. A decode step's `decode`
-    /// hook may compute a single row's logits instead.
+    /// hook may compute a single row's logits instead; an observer sees the projection's input.
     func logits(hidden: UnsafeMutablePointer<Float>, rows n: Int, order: SummationOrder = .referenceBatch,
                 shortlist: (any LogitShortlist)? = nil, decode: (any DecodeFeedForward)? = nil,
-                into logits: UnsafeMutablePointer<Float>) {
+                observer: (any FeedForwardObserver)? = nil, into logits: UnsafeMutablePointer<Float>) {
         let d = model.config.embeddingSize
         normRows(hidden, weight: model.outputNorm, into: buffers.normed, rows: n, width: d)
+        observer?.observeHead(input: buffers.normed, rows: n)
         if n == 1, shortlist == nil, decode?.logits(input: buffers.normed, into: logits) == true { return }
         guard let shortlist else { return matmul(model.output, buffers.normed, tokens: n, order: order, into: logits) }
         let vocab = model.vocabularySize

@@ -230,7 +230,7 @@ public final class Session: @unchecked Sendable {
         self.tokens += tokens
         if stop == nil && n > 0 {
             layers.logits(hidden: hidden, rows: n, order: order, shortlist: logitShortlist, decode: tokens.count == 1 ? hooks.decode : nil,
-                          into: logits)
+                          observer: hooks.observer, into: logits)
         }
     }
 }

@@ -11,9 +11,6 @@ import CSparrowSIMD
 /// columns' products land in row order.
 public final class ColumnMajorInt8Matrix: @unchecked Sendable {
     public let rows, cols: Int
-    /// Each column's L2 norm (of the dequantised original): with |input[c]| it bounds the
-    /// column's contribution, which is what input selection ranks by.
-    public let columnNorms: [Float]
     /// Columns sharing a row's scale.
     static let blockColumns = 256
     /// Rows per tile (a multiple of 32; the last tile may be shorter).
@@ -45,7 +42,6 @@ public final class ColumnMajorInt8Matrix: @unchecked Sendable {
         let blocks = Self.blockCount(cols: cols)
         rowScales = .allocate(capacity: blocks * paddedRows)
         rowScales.initialize(repeating: 0, count: blocks * paddedRows)
-        var squares = [Float](repeating: 0, count: cols)
         let row = UnsafeMutablePointer<Float>.allocate(capacity: cols)
         defer { row.deallocate() }
         for r in 0..<rows {
@@ -56,16 +52,12 @@ public final class ColumnMajorInt8Matrix: @unchecked Sendable {
             for k in 0..<blocks {
                 let columns = (k * Self.blockColumns)..<min(cols, (k + 1) * Self.blockColumns)
                 var amax: Float = 0
-                for c in columns {
-                    amax = max(amax, abs(row[c]))
-                    squares[c] += row[c] * row[c]
-                }
+                for c in columns { amax = max(amax, abs(row[c])) }
                 let scale = amax / 127, inverse: Float = scale > 0 ? 1 / scale : 0
                 rowScales[k * paddedRows + r] = scale
                 for c in columns { base[c * length + position] = Int8((row[c] * inverse).rounded()) }
             }
         }
-        columnNorms = squares.map { $0.squareRoot() }
     }
 
     deinit {

@@ -271,14 +271,20 @@ public struct DraftSettings: PartialSettings {
 public struct SparsitySettings: PartialSettings {
     public var rule: String?
     public var level: Double?
+    /// The candidate head's exact logits per step (0: dense head) and preview rank.
+    public var headCandidates: Int?
+    public var headRank: Int?
+
+    enum CodingKeys: String, CodingKey { case rule, level, headCandidates = "head_candidates", headRank = "head_rank" }
 
     public init() {}
 
-    public init(rule: String?, level: Double?) {
-        (self.rule, self.level) = (rule, level)
+    public init(rule: String?, level: Double?, headCandidates: Int? = nil, headRank: Int? = nil) {
+        (self.rule, self.level, self.headCandidates, self.headRank) = (rule, level, headCandidates, headRank)
     }
 
     public func filling(from d: SparsitySettings) -> SparsitySettings {
-        SparsitySettings(rule: rule ?? d.rule, level: level ?? d.level)
+        SparsitySettings(rule: rule ?? d.rule, level: level ?? d.level, headCandidates: headCandidates ?? d.headCandidates,
+                         headRank: headRank ?? d.headRank)
     }
 }

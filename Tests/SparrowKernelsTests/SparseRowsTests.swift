@@ -43,10 +43,6 @@ import SparrowTestSupport
             let w = try WeightMatrix(type: .q8_0, rows: rows, cols: cols, data: raw.baseAddress!)
             let copy = ColumnMajorInt8Matrix(w, workers: 2, targetTileRows: 64)
             #expect(copy.tileCount > 2)
-            for c in 0..<cols {
-                let norm = (0..<rows).reduce(0.0) { $0 + Double(weights[$1 * cols + c] * weights[$1 * cols + c]) }.squareRoot()
-                #expect(abs(Double(copy.columnNorms[c]) - norm) <= 1e-4 * norm)
-            }
             // Odd counts within blocks, a block with one column, and all columns.
             let scattered = [Int32](stride(from: 1, to: 250, by: 3)) + [255, 256, 300] + [Int32](stride(from: 513, to: Int32(cols), by: 2))
             for selected in [scattered, (0..<Int32(cols)).map { $0 }] {

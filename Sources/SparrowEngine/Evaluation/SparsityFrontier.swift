@@ -9,8 +9,8 @@ public struct SparsityFrontier {
     public struct Point: Encodable, Sendable {
         public let rule: String
         public let level: Double
-        /// The fraction of the output projection's inputs skipped.
-        public let headSparsity: Double
+        /// The candidate head's exact logits per step and preview rank (0: dense head).
+        public let headCandidates, headRank: Int
         public let perplexity: Double
         public let perplexityRatio: Double
         public let decodeTokensPerSecond: Double
@@ -37,8 +37,9 @@ public struct SparsityFrontier {
     public let pool: ThreadPool
     public var decodeTokens = 128
     public var repetitions = 5
-    /// Applied at every point (see `ContextualSparsity.headSparsity`).
-    public var headSparsity = 0.0
+    /// Applied at every point (see `ContextualSparsity.headCandidates`).
+    public var headCandidates = 0
+    public var headRank = 128
 
     public init(model: LanguageModel, sidecar: SparsitySidecar, evaluation: PerplexityEvaluation, pool: ThreadPool) {
         self.model = model
@@ -57,7 +58,7 @@ public struct SparsityFrontier {
         for rule in rules {
             for level in levels {
                 let method = try ContextualSparsity(model: model.transformer, sidecar: sidecar, rule: rule, sparsity: level,
-                                                 headSparsity: headSparsity, pool: pool)
+                                                 headCandidates: headCandidates, headRank: headRank, pool: pool)
                 session.decodeFeedForward = method
                 let sparse = try evaluation.run(tokens, in: session)
                 var denseRates: [Double] = [], sparseRates: [Double] = []
@@ -67,7 +68,7 @@ public struct SparsityFrontier {
                     benchmark.session.decodeFeedForward = method
                     sparseRates.append(try benchmark.measure(test, repetitions: 1).tokensPerSecond.median)
                 }
-                let point = Point(rule: rule.rawValue, level: method.meanSparsity, headSparsity: headSparsity, perplexity: sparse.perplexity,
+                let point = Point(rule: rule.rawValue, level: method.meanSparsity, headCandidates: headCandidates, headRank: method.headRank, perplexity: sparse.perplexity,
                                   perplexityRatio: sparse.perplexity / dense.perplexity,
                                   decodeTokensPerSecond: SampleStatistics(sparseRates).median,
                                   denseDecodeTokensPerSecond: SampleStatistics(denseRates).median,

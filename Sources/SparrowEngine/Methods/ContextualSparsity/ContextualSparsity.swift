@@ -25,8 +25,11 @@ public final class ContextualSparsity: DecodeFeedForward, @unchecked Sendable {
     public let rule: SparsityRule
     /// Per layer, the fraction of neurons skipped (0: the dense block runs).
     public let layerSparsity: [Double]
-    /// The fraction of the output projection's inputs skipped (0: the dense head runs).
-    public let headSparsity: Double
+    /// Tokens whose logits a decode step computes exactly (see `CandidateHead`); 0: the dense
+    /// head runs.
+    public let headCandidates: Int
+    /// The candidate head's preview rank (0 without one).
+    public let headRank: Int
     /// Weight bytes one decode step reads (the whole model, the predictors included).
     public let weightBytesPerToken: Int
     private let levelIndices: [Int]
@@ -35,21 +38,16 @@ public final class ContextualSparsity: DecodeFeedForward, @unchecked Sendable {
     private let matmul: MatMul
     /// Per sparse layer, down by columns (a neuron's weights contiguous); nil for dense layers.
     private let downColumns: [ColumnMajorInt8Matrix?]
-    /// The output projection by columns, when its inputs are thinned (TEAL on the head: the
-    /// largest |input| * |column| are kept, per token).
-    private let head: ColumnMajorInt8Matrix?
-    private let headColumns: UnsafeMutablePointer<Int32>
+    private let head: CandidateHead?
     private let gate, up, scores, scratch, ones, rank: UnsafeMutablePointer<Float>
     private let selected: UnsafeMutablePointer<Int32>
 
-    public init(model: TransformerModel, sidecar: SparsitySidecar, rule: SparsityRule, sparsity: Double, headSparsity: Double = 0,
-                pool: ThreadPool) throws {
-        let header = sidecar.header, f = model.config.feedForwardSize, d = model.config.embeddingSize
+    public init(model: TransformerModel, sidecar: SparsitySidecar, rule: SparsityRule, sparsity: Double, headCandidates: Int = 0,
+                headRank: Int = 128, pool: ThreadPool) throws {
+        let header = sidecar.header, f = model.config.feedForwardSize
         guard let top = header.levels.last, (0...top).contains(sparsity) else {
             throw SparsityError("sparsity \(sparsity) outside the calibrated 0...\(header.levels.last ?? 0)")
         }
-        guard (0..<1).contains(headSparsity) else { throw SparsityError("head sparsity \(headSparsity) outside 0..<1") }
-        self.headSparsity = headSparsity
         self.rule = rule
         self.model = model
         self.sidecar = sidecar
@@ -62,9 +60,18 @@ public final class ContextualSparsity: DecodeFeedForward, @unchecked Sendable {
                                     sparsity: sparsity, firstUseful: fewerBytes)
         levelIndices = indices
         layerSparsity = indices.map { header.levels[$0] }
-        let head = headSparsity > 0 ? ColumnMajorInt8Matrix(model.output, workers: pool.threadCount) : nil
-        self.head = head
-        let headSaved = head.map { model.output.byteCount - $0.bytesRead(columns: Self.keptNeurons(d, atLevel: headSparsity)) } ?? 0
+        guard headCandidates >= 0 else { throw SparsityError("head candidates \(headCandidates) must be at least 0 (0: dense head)") }
+        if headCandidates > 0 {
+            guard let factors = sidecar.headPreview else {
+                throw SparsityError("this sparsity sidecar has no head preview (it predates candidate heads): recalibrate with `sparrow calibrate sparsity`")
+            }
+            head = try CandidateHead(output: model.output, factors: factors, rank: headRank, candidates: headCandidates, pool: pool)
+        } else {
+            head = nil
+        }
+        self.headCandidates = headCandidates
+        self.headRank = head?.rank ?? 0
+        let headSaved = head.map { model.output.byteCount - $0.bytesPerToken } ?? 0
         weightBytesPerToken = model.weightBytesPerToken - headSaved - zip(bytes, layerSparsity).reduce(0) { saved, layer in
             let (b, s) = layer
             return saved + (s > 0 ? Int(b.dense - b.sparse(rule, kept: 1 - s)) : 0)
@@ -73,19 +80,17 @@ public final class ContextualSparsity: DecodeFeedForward, @unchecked Sendable {
         downColumns = model.layers.enumerated().map { l, layer in indices[l] > 0 ? ColumnMajorInt8Matrix(layer.down, workers: workers) : nil }
         gate = .allocate(capacity: f)
         up = .allocate(capacity: f)
-        scores = .allocate(capacity: max(f, d))
-        scratch = .allocate(capacity: max(f, d))
+        scores = .allocate(capacity: f)
+        scratch = .allocate(capacity: f)
         ones = .allocate(capacity: f)
         ones.initialize(repeating: 1, count: f)
         rank = .allocate(capacity: max(header.rank, header.subspaceRank, 1))
         selected = .allocate(capacity: f)
-        headColumns = .allocate(capacity: d)
     }
 
     deinit {
         for p in [gate, up, scores, scratch, ones, rank] { p.deallocate() }
         selected.deallocate()
-        headColumns.deallocate()
     }
 
     /// Mean sparsity over layers.
@@ -93,12 +98,7 @@ public final class ContextualSparsity: DecodeFeedForward, @unchecked Sendable {
 
     public func logits(input: UnsafePointer<Float>, into logits: UnsafeMutablePointer<Float>) -> Bool {
         guard let head else { return false }
-        // TEAL's magnitude rule with each column's weight in it: |input| * |column| bounds an
-        // input's contribution.
-        let d = head.cols, kept = Self.keptNeurons(d, atLevel: headSparsity)
-        for c in 0..<d { scores[c] = abs(input[c]) * head.columnNorms[c] }
-        Selection.largest(kept, of: scores, count: d, scratch: scratch, into: headColumns)
-        matmul.selectedColumns(head, input, columns: UnsafeBufferPointer(start: headColumns, count: kept), into: logits)
+        head.logits(input: input, into: logits, matmul: matmul)
         return true
     }
 

@@ -25,14 +25,16 @@ public enum SparsityCalibration {
         /// out the last tenth of rows, so these are never trained on).
         public var heldOutRows = 384
         public var levels: [Double] = (0..<10).map { Double($0) / 10 }
+        /// The candidate head's largest preview rank (any multiple of 32 up to it can run).
+        public var headRank = 256
         public init() {}
     }
 
     public static func run(model: LanguageModel, text: String, textName: String, modelSHA256: String, options: Options,
                            pool: ThreadPool, log: (String) -> Void) throws -> SparsitySidecar {
         let start = Date(), c = model.config, f = c.feedForwardSize, d = c.embeddingSize
-        guard [options.rank, options.subspaceRank].allSatisfy({ $0 > 0 && $0 % 32 == 0 }) else {
-            throw SparsityError("the predictor and subspace ranks must be positive multiples of 32")
+        guard [options.rank, options.subspaceRank, options.headRank].allSatisfy({ $0 > 0 && $0 % 32 == 0 }), options.headRank < d else {
+            throw SparsityError("the predictor, subspace and head ranks must be positive multiples of 32 (the head's below \(d))")
         }
         var tokens = model.tokenizer.encode(text, addSpecial: false, parseSpecial: false)
         tokens = Array(tokens.prefix(options.tokens))
@@ -44,7 +46,8 @@ public enum SparsityCalibration {
             throw SparsityError("the calibration text gives \(rows) rows; at least \(options.heldOutRows * 10) are needed")
         }
 
-        let collector = Collector(model: model.transformer, rows: rows, heldOut: options.heldOutRows, labelFraction: options.labelFraction)
+        let collector = Collector(model: model.transformer, rows: rows, heldOut: options.heldOutRows, labelFraction: options.labelFraction,
+                                  pool: pool)
         let session = Session(model: model.transformer, contextSize: options.window, pool: pool)
         session.feedForwardObserver = collector
         for (i, window) in windows.enumerated() {
@@ -99,9 +102,16 @@ public enum SparsityCalibration {
                                                 subspaceUp: subspace.2, downColumnNorms: subspace.3))
             log(String(format: "layer %d: predictor recall %.3f (epoch %d)", l, trained.heldOutRecall, trained.bestEpoch))
         }
+        let head = HeadPreview.factors(output: model.transformer.output, secondMoments: collector.headMoments.map { $0 / Double(rows) },
+                                       rank: options.headRank, pool: pool)
+        let headOffsets = (head.project.withUnsafeBytes(append), head.expand.withUnsafeBytes(append))
+        log("head preview: " + head.captured.enumerated().map { String(format: "rank %d keeps %.2f%%", 32 * ($0 + 1), 100 * $1) }.joined(separator: ", ")
+            + " of the logits' energy")
         var header = SparsitySidecar.Header(modelSHA256: modelSHA256, embeddingSize: d, feedForwardSize: f, rank: options.rank,
                                             subspaceRank: options.subspaceRank, levels: options.levels, layers: layers,
-                                            calibration: .init(text: textName, tokens: tokens.count, heldOutRows: options.heldOutRows, seconds: 0))
+                                            calibration: .init(text: textName, tokens: tokens.count, heldOutRows: options.heldOutRows, seconds: 0),
+                                            head: .init(rank: options.headRank, project: headOffsets.0, expand: headOffsets.1,
+                                                        capturedEnergy: head.captured))
         // The ranking rules' errors, from the held-out rows through the quantised matrices as decode runs them.
         let draft = try SparsitySidecar(header: header, blob: blob)
         let n = options.heldOutRows
@@ -183,7 +193,8 @@ public enum SparsityCalibration {
     }
 
     /// Records, per layer, the feed-forward inputs, the predictor's labels and (for the
-    /// held-out rows) each neuron's |act(gate)|, |act(gate) * up| and importance.
+    /// held-out rows) each neuron's |act(gate)|, |act(gate) * up| and importance; and the
+    /// output projection's inputs' second moments (summed).
     final class Collector: FeedForwardObserver {
         struct LayerData {
             var inputs: [Float]
@@ -197,15 +208,23 @@ public enum SparsityCalibration {
         var layers: [LayerData]
         /// Per layer, each neuron's squared down column norm.
         let columnNorms: [[Float]]
+        /// The sum of h hᵀ over the head's inputs h (d x d).
+        var headMoments: [Double]
+        private var chunkMoments: [Float]
 
-        init(model: TransformerModel, rows: Int, heldOut: Int, labelFraction: Double) {
+        private let pool: ThreadPool
+
+        init(model: TransformerModel, rows: Int, heldOut: Int, labelFraction: Double, pool: ThreadPool) {
             let c = model.config
+            self.pool = pool
             self.rows = rows
             self.heldOut = heldOut
             f = c.feedForwardSize
             d = c.embeddingSize
             labelCount = Int(labelFraction * Double(c.feedForwardSize))
             activation = c.architecture.activation
+            headMoments = [Double](repeating: 0, count: d * d)
+            chunkMoments = [Float](repeating: 0, count: d * d)
             layers = (0..<c.layerCount).map { [f, d] _ in
                 LayerData(inputs: [Float](repeating: 0, count: rows * d), labels: [UInt8](repeating: 0, count: rows * f),
                           gateMagnitudes: [], activationMagnitudes: [], importance: [])
@@ -218,6 +237,12 @@ public enum SparsityCalibration {
                 }
                 return norms
             }
+        }
+
+        func observeHead(input: UnsafePointer<Float>, rows n: Int) {
+            // One chunk's sum in f32 (a few hundred rows), the running total in Double.
+            FloatGEMM.multiply(m: d, n: d, k: n, a: input, transposeA: true, b: input, into: &chunkMoments, pool: pool)
+            for i in headMoments.indices { headMoments[i] += Double(chunkMoments[i]) }
         }
 
         func observe(layer l: Int, input: UnsafePointer<Float>, residual: UnsafePointer<Float>, gate: UnsafePointer<Float>,

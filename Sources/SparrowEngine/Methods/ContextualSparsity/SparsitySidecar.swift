@@ -16,6 +16,17 @@ public final class SparsitySidecar: @unchecked Sendable {
         public var levels: [Double]
         public var layers: [Layer]
         public var calibration: Calibration
+        /// The candidate head's preview factors; nil in sidecars from before it.
+        public var head: Head? = nil
+    }
+
+    public struct Head: Codable, Sendable {
+        /// Rows of each factor: the largest preview rank.
+        public var rank: Int
+        /// Byte offsets of the factors P and E (rank x embedding, f32; see `HeadPreview`).
+        public var project, expand: Int
+        /// At ranks 32, 64, ...: the fraction of the logits' energy E‖W h‖² the preview keeps.
+        public var capturedEnergy: [Double]
     }
 
     public struct Layer: Codable, Sendable {
@@ -57,6 +68,7 @@ public final class SparsitySidecar: @unchecked Sendable {
     struct Subspace { let basis, gate, up: WeightMatrix; let norms: UnsafePointer<Float> }
     let predictors: [Predictor]
     let subspaces: [Subspace]
+    let headPreview: HeadPreview?
 
     /// Throws when the header's shapes cannot describe Q8_0 matrices.
     public init(header: Header, blob bytes: [UInt8]) throws {
@@ -81,6 +93,10 @@ public final class SparsitySidecar: @unchecked Sendable {
         } catch {
             blob.deallocate()
             throw SparsityError("sparsity sidecar shapes are unusable: \(error)")
+        }
+        headPreview = h.head.map { head in
+            HeadPreview(rank: head.rank, project: UnsafePointer((blob + head.project).assumingMemoryBound(to: Float.self)),
+                        expand: UnsafePointer((blob + head.expand).assumingMemoryBound(to: Float.self)))
         }
     }
 
@@ -115,6 +131,12 @@ public final class SparsitySidecar: @unchecked Sendable {
             throw SparsityError("sparsity sidecar \(path) has levels \(header.levels); they must rise from 0 and stay below 1")
         }
         try self.init(header: header, blob: Array(bytes[(12 + length)...]))
+        if let head = header.head {
+            let factorBytes = head.rank * header.embeddingSize * 4
+            guard head.rank > 0, [head.project, head.expand].allSatisfy({ $0 >= 0 && $0 + factorBytes <= blobCount }) else {
+                throw SparsityError("sparsity sidecar \(path) is truncated or inconsistent (head preview)")
+            }
+        }
         for layer in header.layers {
             let ends = [layer.predictorDown + header.rank * q8_0RowBytes(cols: header.embeddingSize),
                         layer.predictorUp + header.feedForwardSize * q8_0RowBytes(cols: header.rank),
