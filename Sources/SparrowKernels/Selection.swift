@@ -23,6 +23,28 @@ public enum Selection {
         }
     }
 
+    /// Writes the indices, ascending, of about the `k` largest of `values[0..<count]` and
+    /// returns how many: every value at least the one ranked like k among every `stride`-th
+    /// value. One selection over the sample and one branch-free pass over all, where `largest`
+    /// makes five passes over all (on a 152k vocabulary about a millisecond, a tenth of a
+    /// decode step); the count varies around k by about 1/sqrt(k / stride). `scratch` holds
+    /// count / stride + 1 floats, `indices` count.
+    public static func approximatelyLargest(_ k: Int, of values: UnsafePointer<Float>, count: Int, stride: Int,
+                                            scratch: UnsafeMutablePointer<Float>, into indices: UnsafeMutablePointer<Int32>) -> Int {
+        precondition(k > 0 && k <= count && stride > 0, "Selection.approximatelyLargest: k \(k) outside 1...\(count) or stride \(stride)")
+        let samples = (count + stride - 1) / stride, sampledK = min(samples, max(1, (k * samples + count / 2) / count))
+        let boundary = scratch.withMemoryRebound(to: UInt32.self, capacity: samples) { keys in
+            for i in 0..<samples { keys[i] = orderKey(values[i * stride]) }
+            return kthLargest(sampledK, of: keys, count: samples).key
+        }
+        var n = 0
+        for j in 0..<count {
+            indices[n] = Int32(j)
+            n &+= orderKey(values[j]) >= boundary ? 1 : 0
+        }
+        return n
+    }
+
     /// Writes the indices i with |values[i]| > threshold to `indices`; returns how many.
     public static func above(_ threshold: Float, magnitudesOf values: UnsafePointer<Float>, count: Int,
                              into indices: UnsafeMutablePointer<Int32>) -> Int {

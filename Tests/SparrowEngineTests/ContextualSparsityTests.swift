@@ -72,8 +72,9 @@ import Testing
     }
 
     /// Decode steps run the candidate head: with every token a candidate, a step's logits are
-    /// the dense step's bit for bit (the selected rows sum as the one-token product does); with
-    /// half of them, exactly half the logits are the dense ones and the rest are the preview's.
+    /// the dense step's bit for bit; with about half of them, that many logits are the dense
+    /// ones exactly (the selected rows sum as the one-token product does) and the rest are the
+    /// preview's.
     /// Multi-token batches keep the dense head, bit for bit.
     @Test func candidateHeadLogitsAreExactForTheCandidates() throws {
         let model = try catalogModel("smollm2-135m"), pool = ThreadPool(threadCount: 2), d = model.config.embeddingSize
@@ -96,8 +97,9 @@ import Testing
         }
         let dense = try logits(candidates: nil), all = try logits(candidates: vocab), half = try logits(candidates: vocab / 2)
         #expect(all.batch == dense.batch && half.batch == dense.batch)
-        #expect(all.step == dense.step)
-        #expect(zip(half.step, dense.step).filter { $0 == $1 }.count == vocab / 2)
+        func matching(_ step: [Float]) -> Int { zip(step, dense.step).filter { $0 == $1 }.count }
+        #expect(matching(all.step) == vocab)
+        #expect(abs(Double(matching(half.step)) / Double(vocab / 2) - 1) < 0.1, "\(matching(half.step)) exact")
         #expect(half.step.withUnsafeBufferPointer(argmax) == dense.step.withUnsafeBufferPointer(argmax))
     }
 

@@ -84,6 +84,25 @@ import SparrowTestSupport
         }
     }
 
+    /// The sampled threshold keeps a top set (everything kept is at least everything left),
+    /// in index order, of about the size asked for: within 15% on 150k logit-like values.
+    @Test func approximatelyLargestKeepsATopSetOfAboutK() {
+        var rng = SplitMix64(seed: 21)
+        let count = 150_000
+        let values = (0..<count).map { _ in Float.random(in: -1...1, using: &rng) * Float.random(in: 0...8, using: &rng) }
+        var scratch = [Float](repeating: 0, count: count / 8 + 1), indices = [Int32](repeating: -1, count: count)
+        for k in [1000, 4096, 16384, count] {
+            let n = Selection.approximatelyLargest(k, of: values, count: count, stride: 8, scratch: &scratch, into: &indices)
+            let kept = Array(indices.prefix(n)).map(Int.init)
+            #expect(abs(Double(n) / Double(k) - 1) < 0.15, "k \(k): kept \(n)")
+            #expect(zip(kept, kept.dropFirst()).allSatisfy { $0 < $1 })
+            var isKept = [Bool](repeating: false, count: count)
+            for i in kept { isKept[i] = true }
+            let lowestKept = kept.map { values[$0] }.min()!, highestLeft = (0..<count).filter { !isKept[$0] }.map { values[$0] }.max() ?? -.infinity
+            #expect(lowestKept >= highestLeft, "k \(k)")
+        }
+    }
+
     /// Radix selection's keys sort as the floats do, across signs and magnitudes.
     @Test func orderKeysSortAsTheFloats() {
         let floats: [Float] = [-.infinity, -1e30, -2, -1, -1e-30, 0, 1e-30, 1, 2, 1e30, .infinity]

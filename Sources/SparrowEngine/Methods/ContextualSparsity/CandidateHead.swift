@@ -1,14 +1,17 @@
 import SparrowKernels
 
 /// Contextual sparsity on the output projection's rows: per decode step a rank-r preview of
-/// the logits picks the `candidates` likeliest tokens, and only their rows of the head are
-/// read in full. Every other token keeps its preview logit: the tokens that carry the
+/// the logits picks about `candidates` likeliest tokens (a sampled threshold, see
+/// `Selection.approximatelyLargest`), and only their rows of the head are read in full. Every other token keeps its preview logit: the tokens that carry the
 /// softmax's mass are exact, the tail is approximate. The head is the largest matrix a step
 /// reads (a quarter to a third of the bytes on SmolLM2 and Qwen2.5-Coder-0.5B); the preview
 /// reads about r/d of it.
 final class CandidateHead: @unchecked Sendable {
     let rank: Int
+    /// The mean number of exact logits per step.
     let candidates: Int
+    /// Every how many preview logits one is sampled for the candidates' threshold.
+    static let thresholdStride = 8
     private let output: WeightMatrix
     /// rank x d, f32 (in the sidecar): the hidden state into the preview's coordinates. Its
     /// columns' scales differ by orders of magnitude (it whitens outlier dimensions), too
@@ -47,9 +50,9 @@ final class CandidateHead: @unchecked Sendable {
         }
         preview = try WeightMatrix(type: .q8_0, rows: vocab, cols: rank, data: previewData)
         projected = .allocate(capacity: rank)
-        exact = .allocate(capacity: candidates)
-        scratch = .allocate(capacity: vocab)
-        chosen = .allocate(capacity: candidates)
+        exact = .allocate(capacity: vocab)
+        scratch = .allocate(capacity: vocab / Self.thresholdStride + 1)
+        chosen = .allocate(capacity: vocab)
     }
 
     deinit {
@@ -59,11 +62,14 @@ final class CandidateHead: @unchecked Sendable {
     }
 
     func logits(input: UnsafePointer<Float>, into logits: UnsafeMutablePointer<Float>, matmul: MatMul) {
+        let vocab = output.rows
+        guard candidates < vocab else { return matmul(output, input, tokens: 1, into: logits) }
         matmul(project, input, tokens: 1, into: projected)
         matmul(preview, projected, tokens: 1, into: logits)
-        Selection.largest(candidates, of: logits, count: output.rows, scratch: scratch, into: chosen)
-        matmul.selectedRows(output, input, rows: UnsafeBufferPointer(start: chosen, count: candidates), into: exact)
-        for i in 0..<candidates { logits[Int(chosen[i])] = exact[i] }
+        let count = Selection.approximatelyLargest(candidates, of: logits, count: vocab, stride: Self.thresholdStride, scratch: scratch,
+                                                   into: chosen)
+        matmul.selectedRows(output, input, rows: UnsafeBufferPointer(start: chosen, count: count), into: exact)
+        for i in 0..<count { logits[Int(chosen[i])] = exact[i] }
     }
 }
 
