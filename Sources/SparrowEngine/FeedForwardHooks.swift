@@ -15,8 +15,8 @@ extension DecodeFeedForward {
 }
 
 /// Sees every feed-forward block's input, the residual stream it will add to, and its gate
-/// and up projections (before the activation), a chunk of rows at a time: what a method
-/// calibrates on.
+/// and up projections (before the activation), and the output projection's input, a chunk of
+/// rows at a time: what a method calibrates on.
 public protocol FeedForwardObserver: AnyObject {
     func observe(layer: Int, input: UnsafePointer<Float>, residual: UnsafePointer<Float>, gate: UnsafePointer<Float>,
                  up: UnsafePointer<Float>, rows: Int)
