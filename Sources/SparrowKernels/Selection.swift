@@ -26,8 +26,8 @@ public enum Selection {
     /// Writes the indices, ascending, of about the `k` largest of `values[0..<count]` and
     /// returns how many: every value at least the one ranked like k among every `stride`-th
     /// value. One selection over the sample and one branch-free pass over all, where `largest`
-    /// makes five passes over all (on a 152k vocabulary about a millisecond, a tenth of a
-    /// decode step); the count varies around k by about 1/sqrt(k / stride). `scratch` holds
+    /// makes five passes over all (over a 152k vocabulary, by the decode speed it cost, on the
+    /// order of a millisecond); the count varies around k by about 1/sqrt(k / stride). `scratch` holds
     /// count / stride + 1 floats, `indices` count.
     public static func approximatelyLargest(_ k: Int, of values: UnsafePointer<Float>, count: Int, stride: Int,
                                             scratch: UnsafeMutablePointer<Float>, into indices: UnsafeMutablePointer<Int32>) -> Int {

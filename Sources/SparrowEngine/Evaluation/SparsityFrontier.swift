@@ -68,7 +68,8 @@ public struct SparsityFrontier {
                     benchmark.session.decodeFeedForward = method
                     sparseRates.append(try benchmark.measure(test, repetitions: 1).tokensPerSecond.median)
                 }
-                let point = Point(rule: rule.rawValue, level: method.meanSparsity, headCandidates: headCandidates, headRank: method.headRank, perplexity: sparse.perplexity,
+                let point = Point(rule: rule.rawValue, level: method.meanSparsity, headCandidates: method.headCandidates,
+                                  headRank: method.headRank, perplexity: sparse.perplexity,
                                   perplexityRatio: sparse.perplexity / dense.perplexity,
                                   decodeTokensPerSecond: SampleStatistics(sparseRates).median,
                                   denseDecodeTokensPerSecond: SampleStatistics(denseRates).median,

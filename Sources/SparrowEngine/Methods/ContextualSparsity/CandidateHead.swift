@@ -2,8 +2,9 @@ import SparrowKernels
 
 /// Contextual sparsity on the output projection's rows: per decode step a rank-r preview of
 /// the logits picks about `candidates` likeliest tokens (a sampled threshold, see
-/// `Selection.approximatelyLargest`), and only their rows of the head are read in full. Every other token keeps its preview logit: the tokens that carry the
-/// softmax's mass are exact, the tail is approximate. The head is the largest matrix a step
+/// `Selection.approximatelyLargest`), and only their rows of the head are read in full. Every
+/// other token keeps its preview logit: the tokens that carry the softmax's mass are exact,
+/// the tail is approximate. The head is the largest matrix a step
 /// reads (a quarter to a third of the bytes on SmolLM2 and Qwen2.5-Coder-0.5B); the preview
 /// reads about r/d of it.
 final class CandidateHead: @unchecked Sendable {
@@ -37,17 +38,10 @@ final class CandidateHead: @unchecked Sendable {
         self.candidates = candidates
         // Both factors' first `rank` rows are the rank-r preview (rows go by captured energy).
         project = try WeightMatrix(type: .f32, rows: rank, cols: d, data: factors.project)
-        let rowBytes = q8_0RowBytes(cols: rank), chunk = 4096
-        previewData = .allocate(byteCount: vocab * rowBytes, alignment: 64)
-        // W · expandᵀ a chunk of rows at a time: the whole head in f32 would be half a gigabyte.
-        let rows = UnsafeMutablePointer<Float>.allocate(capacity: chunk * d), reduced = UnsafeMutablePointer<Float>.allocate(capacity: chunk * rank)
-        defer { rows.deallocate(); reduced.deallocate() }
-        for start in stride(from: 0, to: vocab, by: chunk) {
-            let n = min(chunk, vocab - start)
-            for r in 0..<n { output.dequantizeRow(start + r, into: rows + r * d) }
-            FloatGEMM.multiply(m: n, n: rank, k: d, a: rows, b: factors.expand, transposeB: true, into: reduced, pool: pool)
-            for r in 0..<n { quantizeQ8_0(reduced + r * rank, count: rank, into: previewData + (start + r) * rowBytes) }
-        }
+        let bytes = SparsityCalibration.quantizedProjection(output, onto: factors.expand, rank: rank, pool: pool)
+        let previewData = UnsafeMutableRawPointer.allocate(byteCount: bytes.count, alignment: 64)
+        bytes.withUnsafeBytes { previewData.copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
+        self.previewData = previewData
         preview = try WeightMatrix(type: .q8_0, rows: vocab, cols: rank, data: previewData)
         projected = .allocate(capacity: rank)
         exact = .allocate(capacity: vocab)

@@ -27,9 +27,9 @@ public final class ContextualSparsity: DecodeFeedForward, @unchecked Sendable {
     public let layerSparsity: [Double]
     /// Tokens whose logits a decode step computes exactly (see `CandidateHead`); 0: the dense
     /// head runs.
-    public let headCandidates: Int
+    public var headCandidates: Int { head?.candidates ?? 0 }
     /// The candidate head's preview rank (0 without one).
-    public let headRank: Int
+    public var headRank: Int { head?.rank ?? 0 }
     /// Weight bytes one decode step reads (the whole model, the predictors included).
     public let weightBytesPerToken: Int
     private let levelIndices: [Int]
@@ -69,8 +69,6 @@ public final class ContextualSparsity: DecodeFeedForward, @unchecked Sendable {
         } else {
             head = nil
         }
-        self.headCandidates = headCandidates
-        self.headRank = head?.rank ?? 0
         let headSaved = head.map { model.output.byteCount - $0.bytesPerToken } ?? 0
         weightBytesPerToken = model.weightBytesPerToken - headSaved - zip(bytes, layerSparsity).reduce(0) { saved, layer in
             let (b, s) = layer

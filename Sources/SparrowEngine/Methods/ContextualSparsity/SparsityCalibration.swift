@@ -87,8 +87,8 @@ public enum SparsityCalibration {
             }
             let weights = model.transformer.layers[l]
             let subspace = (quantizedRows(basis, rows: options.subspaceRank, cols: d).withUnsafeBytes(append),
-                            quantizedRows(project(weights.gate, onto: basis, rank: options.subspaceRank, pool: pool), rows: f, cols: options.subspaceRank).withUnsafeBytes(append),
-                            quantizedRows(project(weights.up, onto: basis, rank: options.subspaceRank, pool: pool), rows: f, cols: options.subspaceRank).withUnsafeBytes(append),
+                            quantizedProjection(weights.gate, onto: basis, rank: options.subspaceRank, pool: pool).withUnsafeBytes(append),
+                            quantizedProjection(weights.up, onto: basis, rank: options.subspaceRank, pool: pool).withUnsafeBytes(append),
                             collector.columnNorms[l].map { $0.squareRoot() }.withUnsafeBytes(append))
             let gateThresholds = quantiles(data.gateMagnitudes, at: options.levels)
             let activationThresholds = quantiles(data.activationMagnitudes, at: options.levels)
@@ -135,15 +135,24 @@ public enum SparsityCalibration {
         return try SparsitySidecar(header: header, blob: blob)
     }
 
-    /// W (neurons x width) times the basis' transpose: the neurons' weights in the subspace.
-    static func project(_ w: WeightMatrix, onto basis: [Float], rank: Int, pool: ThreadPool) -> [Float] {
-        var dense = [Float](repeating: 0, count: w.rows * w.cols)
-        dense.withUnsafeMutableBufferPointer { out in
-            for r in 0..<w.rows { w.dequantizeRow(r, into: out.baseAddress! + r * w.cols) }
+    /// W (rows x width) times the basis' transpose (rank x width), as Q8_0 rows: W's rows in
+    /// the basis' coordinates. A chunk of rows at a time, as an output projection in f32 would
+    /// take half a gigabyte.
+    static func quantizedProjection(_ w: WeightMatrix, onto basis: UnsafePointer<Float>, rank: Int, pool: ThreadPool) -> [UInt8] {
+        let chunk = 4096, rowBytes = q8_0RowBytes(cols: rank)
+        var out = [UInt8](repeating: 0, count: w.rows * rowBytes)
+        var dense = [Float](repeating: 0, count: chunk * w.cols), projected = [Float](repeating: 0, count: chunk * rank)
+        for start in stride(from: 0, to: w.rows, by: chunk) {
+            let n = min(chunk, w.rows - start)
+            dense.withUnsafeMutableBufferPointer { d in for r in 0..<n { w.dequantizeRow(start + r, into: d.baseAddress! + r * w.cols) } }
+            FloatGEMM.multiply(m: n, n: rank, k: w.cols, a: dense, b: basis, transposeB: true, into: &projected, pool: pool)
+            projected.withUnsafeBufferPointer { p in
+                out.withUnsafeMutableBytes { o in
+                    for r in 0..<n { quantizeQ8_0(p.baseAddress! + r * rank, count: rank, into: o.baseAddress! + (start + r) * rowBytes) }
+                }
+            }
         }
-        var projected = [Float](repeating: 0, count: w.rows * rank)
-        FloatGEMM.multiply(m: w.rows, n: rank, k: w.cols, a: dense, b: basis, transposeB: true, into: &projected, pool: pool)
-        return projected
+        return out
     }
 
     /// Row-major floats as Q8_0 rows.
