@@ -72,7 +72,7 @@ let package = Package(
             swiftSettings: fast
         ),
         // Hand-made GGUF files, seeded randomness and the catalog models, shared by the tests.
-        .target(name: "SparrowTestSupport", dependencies: ["SparrowGGUF", "SparrowEngine"], path: "Tests/SparrowTestSupport"),
+        .target(name: "SparrowTestSupport", dependencies: ["SparrowKernels", "SparrowGGUF", "SparrowEngine"], path: "Tests/SparrowTestSupport"),
         .testTarget(name: "SparrowKernelsTests", dependencies: ["SparrowKernels", "SparrowTestSupport"], swiftSettings: fast),
         .testTarget(name: "SparrowGGUFTests", dependencies: ["SparrowGGUF", "SparrowTestSupport"], swiftSettings: fast),
         .testTarget(name: "SparrowTokenizerTests", dependencies: ["SparrowTokenizer", "SparrowEngine"], swiftSettings: fast),

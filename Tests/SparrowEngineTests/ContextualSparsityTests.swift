@@ -5,36 +5,6 @@ import SparrowTestSupport
 import Testing
 
 @Suite(.serialized) struct ContextualSparsityTests {
-    /// A sidecar whose thresholds select every neuron at every level (both ranking rules'
-    /// matrices zero), with the same error curve in every layer and rule.
-    /// With `head`, it carries those preview factors (rank x embedding each).
-    static func selectEverything(_ model: LanguageModel, sha256: String, levels: [Double] = [0, 0.5],
-                                 errors: [Double] = [0, 0.1], head: (project: [Float], expand: [Float], rank: Int)? = nil) throws -> SparsitySidecar {
-        let c = model.config, rank = 32
-        var blob: [UInt8] = []
-        func reserve(_ bytes: Int) -> Int {
-            defer { blob += [UInt8](repeating: 0, count: bytes) }
-            return blob.count
-        }
-        func append(_ values: [Float]) -> Int {
-            blob += [UInt8](repeating: 0, count: (64 - blob.count % 64) % 64)
-            defer { values.withUnsafeBytes { blob += $0 } }
-            return blob.count
-        }
-        let down = reserve(rank * q8_0RowBytes(cols: c.embeddingSize)), projected = reserve(c.feedForwardSize * q8_0RowBytes(cols: rank))
-        let vector = reserve(c.feedForwardSize * 4)
-        let selectAll = [Float](repeating: -1, count: levels.count)
-        let layer = SparsitySidecar.Layer(gateThresholds: selectAll, activationThresholds: selectAll,
-                                          errors: Dictionary(uniqueKeysWithValues: SparsityRule.allCases.map { ($0.rawValue, errors) }),
-                                          predictorRecall: 1, predictorDown: down, predictorUp: projected, predictorBias: vector,
-                                          subspaceBasis: down, subspaceGate: projected, subspaceUp: projected, downColumnNorms: vector)
-        let preview = head.map { SparsitySidecar.Head(rank: $0.rank, project: append($0.project), expand: append($0.expand), capturedEnergy: []) }
-        return try SparsitySidecar(header: .init(modelSHA256: sha256, embeddingSize: c.embeddingSize, feedForwardSize: c.feedForwardSize, rank: rank,
-                                             subspaceRank: rank, levels: levels, layers: Array(repeating: layer, count: c.layerCount),
-                                             calibration: .init(text: "none", tokens: 0, heldOutRows: 0, seconds: 0), head: preview),
-                               blob: blob)
-    }
-
     /// With every neuron selected, the sparse kernels (selected gate and up rows, selected
     /// columns of down's int8 copy) give the block's output: against the exact product with
     /// the model's own down weights, their error (the copy's re-quantisation) is under 1% and
@@ -43,7 +13,7 @@ import Testing
     func everyNeuronSelectedMatchesTheDenseBlock(_ name: String, rule: SparsityRule) throws {
         let model = try catalogModel(name), c = model.config
         let pool = ThreadPool(threadCount: 2), matmul = MatMul(pool: pool)
-        let sparsity = try ContextualSparsity(model: model.transformer, sidecar: try Self.selectEverything(model, sha256: "test"),
+        let sparsity = try ContextualSparsity(model: model.transformer, sidecar: try selectEverythingSidecar(model, sha256: "test"),
                                               rule: rule, sparsity: 0.5, pool: pool)
         #expect(sparsity.layerSparsity.allSatisfy { $0 == 0.5 })
         var rng = SplitMix64(seed: 3)
@@ -81,7 +51,7 @@ import Testing
         var identity = [Double](repeating: 0, count: d * d)
         for i in 0..<d { identity[i * d + i] = 1 }
         let factors = HeadPreview.factors(output: model.transformer.output, secondMoments: identity, rank: 64, pool: pool)
-        let sidecar = try Self.selectEverything(model, sha256: "test", head: (factors.project, factors.expand, 64))
+        let sidecar = try selectEverythingSidecar(model, sha256: "test", head: (factors.project, factors.expand, 64))
         let prompt = model.tokenizer.encode("It is a truth universally acknowledged, that a single man", addSpecial: false, parseSpecial: false)
         let vocab = model.transformer.vocabularySize
         func logits(candidates: Int?) throws -> (batch: [Float], step: [Float]) {
@@ -107,12 +77,12 @@ import Testing
     /// for a candidate head says to recalibrate; ranks beyond the calibrated one are refused.
     @Test func aSidecarWithoutAHeadPreviewAsksForRecalibration() throws {
         let model = try catalogModel("smollm2-135m"), pool = ThreadPool(threadCount: 1), d = model.config.embeddingSize
-        let old = try Self.selectEverything(model, sha256: "test")
+        let old = try selectEverythingSidecar(model, sha256: "test")
         _ = try ContextualSparsity(model: model.transformer, sidecar: old, rule: .teal, sparsity: 0.5, pool: pool)
         #expect { try ContextualSparsity(model: model.transformer, sidecar: old, rule: .teal, sparsity: 0.5, headCandidates: 1024, pool: pool) }
             throws: { "\($0)".contains("recalibrate") }
         let zeros = [Float](repeating: 0, count: 32 * d)
-        let current = try Self.selectEverything(model, sha256: "test", head: (zeros, zeros, 32))
+        let current = try selectEverythingSidecar(model, sha256: "test", head: (zeros, zeros, 32))
         _ = try ContextualSparsity(model: model.transformer, sidecar: current, rule: .teal, sparsity: 0, headCandidates: 1024, headRank: 32, pool: pool)
         for (candidates, rank) in [(1024, 64), (1024, 48), (-1, 32), (model.transformer.vocabularySize + 1, 32)] {
             #expect(throws: SparsityError.self, "\(candidates) candidates at rank \(rank)") {
@@ -179,7 +149,7 @@ import Testing
         let model = try catalogModel("smollm2-135m")
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("sparrow-test-\(UUID()).sparsity").path
         defer { try? FileManager.default.removeItem(atPath: path) }
-        try Self.selectEverything(model, sha256: String(repeating: "0", count: 64)).write(to: path)
+        try selectEverythingSidecar(model, sha256: String(repeating: "0", count: 64)).write(to: path)
         let sha256 = try ModelStore().sha256(ofModelAt: model.file.path)
         #expect(throws: SparsityError.self) { try SparsitySidecar(path: path, modelSHA256: sha256, config: model.config) }
         do {
@@ -194,7 +164,7 @@ import Testing
         #expect(throws: SparsityError.self) { try SparsitySidecar(path: path, modelSHA256: String(repeating: "0", count: 64), config: model.config) }
         // Nor one whose header lacks a rule's errors (budgets could not be allocated) or whose
         // levels do not rise from 0.
-        let whole = try Self.selectEverything(model, sha256: String(repeating: "0", count: 64))
+        let whole = try selectEverythingSidecar(model, sha256: String(repeating: "0", count: 64))
         for edit: (inout SparsitySidecar.Header) -> Void in [{ $0.layers[3].errors["teal"] = nil }, { $0.levels = [0.5, 0] }] {
             var header = whole.header
             edit(&header)
@@ -309,7 +279,7 @@ import Testing
     /// 0.3 skips bytes.
     @Test func sparseLayersReadFewerBytesThanDenseOnes() throws {
         let model = try catalogModel("qwen2.5-coder-0.5b")
-        let sidecar = try Self.selectEverything(model, sha256: "test", levels: [0, 0.3, 0.6], errors: [0, 0.01, 0.5])
+        let sidecar = try selectEverythingSidecar(model, sha256: "test", levels: [0, 0.3, 0.6], errors: [0, 0.01, 0.5])
         let teal = try ContextualSparsity(model: model.transformer, sidecar: sidecar, rule: .teal, sparsity: 0.3, pool: ThreadPool(threadCount: 1))
         for (l, layer) in model.transformer.layers.enumerated() {
             let bytes = FeedForwardBytes(model: model.transformer, sidecar: sidecar, layer: l)

@@ -1,6 +1,7 @@
 import Foundation
 import SparrowEngine
 import SparrowServer
+import SparrowTestSupport
 import Testing
 
 /// The server over loopback with a real HTTP client, on SmolLM2-135M.
@@ -234,6 +235,39 @@ import Testing
             let filtered = try await client.post("/v1/completions", body.merging(["sparrow": ["gemfilter": ["keep": 8]]]) { _, new in new }).json
             let timings = (filtered["sparrow"] as? [String: Any])?["timings"] as? [String: Any]
             #expect(timings?["kept_n"] as? Int == 8)
+        }
+    }
+
+    /// `sparrow.sparsity` reaches the method, the candidate head's settings included: with a
+    /// full-rank preview (the head itself, re-quantised) half the vocabulary as candidates holds
+    /// every step's likeliest token, so the greedy reply is the dense one; a rank beyond the
+    /// calibrated one, a server without a sidecar and a sidecar without a preview are refused.
+    @Test func sparsitySettingsReachTheCandidateHead() async throws {
+        let model = try Served.model.get(), d = model.config.embeddingSize
+        var identity = [Float](repeating: 0, count: d * d)
+        for i in 0..<d { identity[i * d + i] = 1 }
+        let withHead = try selectEverythingSidecar(model, sha256: "test", head: (identity, identity, d))
+        let body: [String: Any] = ["prompt": Self.countingPrompt, "max_tokens": 24, "temperature": 0]
+        func asking(_ sparsity: [String: Any]) -> [String: Any] { body.merging(["sparrow": ["sparsity": sparsity]]) { _, new in new } }
+        let head: [String: Any] = ["rule": "teal", "level": 0, "head_candidates": model.transformer.vocabularySize / 2, "head_rank": d]
+        try await withServer(sparsity: withHead) { client in
+            let plain = try await client.post("/v1/completions", body)
+            let sparse = try await client.post("/v1/completions", asking(head))
+            #expect(sparse.status == 200)
+            #expect(sparse.json["choices"] as? NSArray == plain.json["choices"] as? NSArray)
+            let tooWide = try await client.post("/v1/completions", asking(head.merging(["head_rank": d + 32]) { _, new in new }))
+            #expect(tooWide.status == 400)
+            #expect(tooWide.errorMessage?.contains("rank \(d + 32)") == true, "\(tooWide.errorMessage ?? "")")
+        }
+        try await withServer(sparsity: try selectEverythingSidecar(model, sha256: "test")) { client in
+            let old = try await client.post("/v1/completions", asking(head))
+            #expect(old.status == 400)
+            #expect(old.errorMessage?.contains("recalibrate") == true, "\(old.errorMessage ?? "")")
+        }
+        try await withServer { client in
+            let none = try await client.post("/v1/completions", asking(head))
+            #expect(none.status == 400)
+            #expect(none.errorMessage?.contains("--sparsity") == true, "\(none.errorMessage ?? "")")
         }
     }
 

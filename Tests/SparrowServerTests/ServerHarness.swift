@@ -104,14 +104,15 @@ struct ServerClient {
 }
 
 /// Runs `body` against a fresh server over the shared model, then stops it.
-func withServer(slots: Int = 2, queue: Int = 4, contextSize: Int = 512, _ body: (ServerClient) async throws -> Void) async throws {
+func withServer(slots: Int = 2, queue: Int = 4, contextSize: Int = 512, sparsity: SparsitySidecar? = nil,
+                _ body: (ServerClient) async throws -> Void) async throws {
     var configuration = ServerConfiguration(modelID: Served.name, contextSize: contextSize)
     configuration.port = 0
     configuration.slots = slots
     configuration.queueCapacity = queue
     // Stopping by cancellation logs the connections it cuts as errors.
     configuration.logLevel = .critical
-    let server = try OpenAIServer(model: try Served.model.get(), modelSHA256: ModelCatalog.model(named: Served.name)!.sha256,
+    let server = try OpenAIServer(model: try Served.model.get(), sparsity: sparsity, modelSHA256: ModelCatalog.model(named: Served.name)!.sha256,
                                   configuration: configuration, pool: Served.pool)
     let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
     let running = Task { try await server.run { portContinuation.yield($0) } }

@@ -18,6 +18,13 @@ public final class SparsitySidecar: @unchecked Sendable {
         public var calibration: Calibration
         /// The candidate head's preview factors; nil in sidecars from before it.
         public var head: Head? = nil
+
+        public init(modelSHA256: String, embeddingSize: Int, feedForwardSize: Int, rank: Int, subspaceRank: Int, levels: [Double],
+                    layers: [Layer], calibration: Calibration, head: Head? = nil) {
+            (self.modelSHA256, self.embeddingSize, self.feedForwardSize, self.rank, self.subspaceRank) =
+                (modelSHA256, embeddingSize, feedForwardSize, rank, subspaceRank)
+            (self.levels, self.layers, self.calibration, self.head) = (levels, layers, calibration, head)
+        }
     }
 
     public struct Head: Codable, Sendable {
@@ -27,6 +34,10 @@ public final class SparsitySidecar: @unchecked Sendable {
         public var project, expand: Int
         /// At ranks 32, 64, ...: the fraction of the logits' energy E‖W h‖² the preview keeps.
         public var capturedEnergy: [Double]
+
+        public init(rank: Int, project: Int, expand: Int, capturedEnergy: [Double]) {
+            (self.rank, self.project, self.expand, self.capturedEnergy) = (rank, project, expand, capturedEnergy)
+        }
     }
 
     public struct Layer: Codable, Sendable {
@@ -46,6 +57,15 @@ public final class SparsitySidecar: @unchecked Sendable {
         /// embedding, Q8_0), gate and up restricted to it (neurons x subspaceRank, Q8_0), and
         /// each neuron's down column norm (neurons, f32).
         public var subspaceBasis, subspaceGate, subspaceUp, downColumnNorms: Int
+
+        public init(gateThresholds: [Float], activationThresholds: [Float], errors: [String: [Double]], predictorRecall: Double,
+                    predictorDown: Int, predictorUp: Int, predictorBias: Int, subspaceBasis: Int, subspaceGate: Int, subspaceUp: Int,
+                    downColumnNorms: Int) {
+            (self.gateThresholds, self.activationThresholds, self.errors, self.predictorRecall) =
+                (gateThresholds, activationThresholds, errors, predictorRecall)
+            (self.predictorDown, self.predictorUp, self.predictorBias) = (predictorDown, predictorUp, predictorBias)
+            (self.subspaceBasis, self.subspaceGate, self.subspaceUp, self.downColumnNorms) = (subspaceBasis, subspaceGate, subspaceUp, downColumnNorms)
+        }
     }
 
     public struct Calibration: Codable, Sendable {
@@ -53,6 +73,10 @@ public final class SparsitySidecar: @unchecked Sendable {
         public var tokens: Int
         public var heldOutRows: Int
         public var seconds: Double
+
+        public init(text: String, tokens: Int, heldOutRows: Int, seconds: Double) {
+            (self.text, self.tokens, self.heldOutRows, self.seconds) = (text, tokens, heldOutRows, seconds)
+        }
     }
 
     static let magic = Array("SPRWSPAR".utf8)
