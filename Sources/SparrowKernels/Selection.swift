@@ -25,7 +25,7 @@ public enum Selection {
 
     /// Writes the indices, ascending, of about the `k` largest of `values[0..<count]` and
     /// returns how many: every value at least the one ranked like k among every `stride`-th
-    /// value. One selection over the sample and one branch-free pass over all, where `largest`
+    /// value. One selection over the sample and one vector pass over all, where `largest`
     /// makes five passes over all (over a 152k vocabulary, by the decode speed it cost, on the
     /// order of a millisecond); the count varies around k by about 1/sqrt(k / stride). `scratch` holds
     /// count / stride + 1 floats, `indices` count.
@@ -37,19 +37,41 @@ public enum Selection {
             for i in 0..<samples { keys[i] = orderKey(values[i * stride]) }
             return kthLargest(sampledK, of: keys, count: samples).key
         }
-        var n = 0
-        for j in 0..<count {
-            indices[n] = Int32(j)
-            n &+= orderKey(values[j]) >= boundary ? 1 : 0
-        }
-        return n
+        let limit = SIMD16<UInt32>(repeating: boundary)
+        return collect(count, into: indices) { orderKeys(UnsafeRawPointer(values + $0)) .>= limit } tail: { orderKey(values[$0]) >= boundary }
     }
 
     /// Writes the indices i with |values[i]| > threshold to `indices`; returns how many.
     public static func above(_ threshold: Float, magnitudesOf values: UnsafePointer<Float>, count: Int,
                              into indices: UnsafeMutablePointer<Int32>) -> Int {
-        var n = 0
-        for i in 0..<count where abs(values[i]) > threshold {
+        let limit = SIMD16<Float>(repeating: threshold)
+        return collect(count, into: indices) { i in
+            let v = UnsafeRawPointer(values + i).loadUnaligned(as: SIMD16<Float>.self)
+            return (v .> limit) .| (v .< -limit)
+        } tail: { abs(values[$0]) > threshold }
+    }
+
+    /// Writes the indices i < count, ascending, that are chosen (`block(i)`: the choice for
+    /// i..<i+16 as lanes; `tail(i)`: for one index past the last full block); returns how many.
+    /// A block with nothing chosen costs one vector compare: selections keep a few percent of a
+    /// vocabulary or a third of the neurons, where a branch-free store per index was about twice
+    /// as slow over Qwen2.5's 152k logits.
+    @inline(__always)
+    private static func collect(_ count: Int, into indices: UnsafeMutablePointer<Int32>, block: (Int) -> SIMDMask<SIMD16<Int32>>,
+                                tail: (Int) -> Bool) -> Int {
+        let bits = SIMD16<UInt32>(1 << 0, 1 << 1, 1 << 2, 1 << 3, 1 << 4, 1 << 5, 1 << 6, 1 << 7,
+                                  1 << 8, 1 << 9, 1 << 10, 1 << 11, 1 << 12, 1 << 13, 1 << 14, 1 << 15)
+        var n = 0, j = 0
+        while j + 16 <= count {
+            var mask = SIMD16<UInt32>.zero.replacing(with: bits, where: block(j)).wrappedSum()
+            while mask != 0 {
+                indices[n] = Int32(j + mask.trailingZeroBitCount)
+                n += 1
+                mask &= mask &- 1
+            }
+            j += 16
+        }
+        for i in j..<count where tail(i) {
             indices[n] = Int32(i)
             n += 1
         }
@@ -82,6 +104,13 @@ public enum Selection {
             }
             return (prefix, Int(rank))
         }
+    }
+
+    /// `orderKey` of the 16 floats at p.
+    @inline(__always)
+    static func orderKeys(_ p: UnsafeRawPointer) -> SIMD16<UInt32> {
+        let bits = p.loadUnaligned(as: SIMD16<UInt32>.self), sign = SIMD16<UInt32>(repeating: 0x8000_0000)
+        return (bits | sign).replacing(with: ~bits, where: bits .>= sign)
     }
 
     /// A key whose unsigned order is the float's order (-0 just below +0).

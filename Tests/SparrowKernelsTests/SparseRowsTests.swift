@@ -88,7 +88,7 @@ import SparrowTestSupport
     /// in index order, of about the size asked for: within 15% on 150k logit-like values.
     @Test func approximatelyLargestKeepsATopSetOfAboutK() {
         var rng = SplitMix64(seed: 21)
-        let count = 150_000
+        let count = 150_007  // not a multiple of the scan's 16 lanes
         let values = (0..<count).map { _ in Float.random(in: -1...1, using: &rng) * Float.random(in: 0...8, using: &rng) }
         var scratch = [Float](repeating: 0, count: count / 8 + 1), indices = [Int32](repeating: -1, count: count)
         for k in [1000, 4096, 16384, count] {
@@ -108,6 +108,8 @@ import SparrowTestSupport
         let floats: [Float] = [-.infinity, -1e30, -2, -1, -1e-30, 0, 1e-30, 1, 2, 1e30, .infinity]
         let keys = floats.map(Selection.orderKey)
         #expect(keys == keys.sorted() && Set(keys).count == keys.count)
+        let lanes = (floats + floats.prefix(5)).map { -$0 }
+        #expect(lanes.withUnsafeBytes { Selection.orderKeys($0.baseAddress!) } == SIMD16(lanes.map(Selection.orderKey)))
     }
 
     @Test func aboveKeepsMagnitudesOverTheThreshold() {
@@ -115,5 +117,11 @@ import SparrowTestSupport
         var indices = [Int32](repeating: -1, count: values.count)
         let n = Selection.above(0.5, magnitudesOf: values, count: values.count, into: &indices)
         #expect(Array(indices.prefix(n)) == [1, 3])
+        // Long enough for the vector scan, with a tail: the same set as a plain filter.
+        var rng = SplitMix64(seed: 5)
+        let many = (0..<1000 + 13).map { _ in Float.random(in: -1...1, using: &rng) }
+        var kept = [Int32](repeating: -1, count: many.count)
+        let m = Selection.above(0.9, magnitudesOf: many, count: many.count, into: &kept)
+        #expect(Array(kept.prefix(m)) == many.indices.filter { abs(many[$0]) > 0.9 }.map(Int32.init))
     }
 }
