@@ -54,8 +54,8 @@ public enum Selection {
     /// Writes the indices i < count, ascending, that are chosen (`block(i)`: the choice for
     /// i..<i+16 as lanes; `tail(i)`: for one index past the last full block); returns how many.
     /// A block with nothing chosen costs one vector compare: selections keep a few percent of a
-    /// vocabulary or a third of the neurons, where a branch-free store per index was about twice
-    /// as slow over Qwen2.5's 152k logits.
+    /// vocabulary or a third of the neurons, where a branch-free store per index was 1.5-2x as
+    /// slow over Qwen2.5's 152k logits.
     @inline(__always)
     private static func collect(_ count: Int, into indices: UnsafeMutablePointer<Int32>, block: (Int) -> SIMDMask<SIMD16<Int32>>,
                                 tail: (Int) -> Bool) -> Int {
