@@ -17,6 +17,10 @@ protocol Int8DotProduct {
     static func scaledAdd(_ acc: SIMD16<Int32>, _ small: SIMD16<Int32>, _ scale: SIMD16<Int32>) -> SIMD16<Int32>
     /// acc + lo16(a) * lo16(b) + hi16(a) * hi16(b) per lane (signed 16-bit halves; vpdpwssd).
     static func wordPairDot(_ acc: SIMD16<Int32>, _ a: SIMD16<Int32>, _ b: SIMD16<Int32>) -> SIMD16<Int32>
+    /// The signed products of int8 weights stored offset-binary (byte = w + 128, as Q8_0's
+    /// are read) with s, four per lane: `dot` less the offset's share, `offsetSums` (128 times
+    /// each lane's four s).
+    static func offsetBinaryDot(_ u: SIMD64<UInt8>, _ s: SIMD64<Int8>, offsetSums: SIMD16<Int32>) -> SIMD16<Int32>
 }
 
 extension Int8DotProduct {
@@ -29,6 +33,10 @@ extension Int8DotProduct {
     static func narrowDot(_ acc: SIMD8<Int32>, _ u: SIMD32<UInt8>, _ s: SIMD32<Int8>) -> SIMD8<Int32> { dot(acc, u, s) }
     @inline(__always)
     static func narrowDot(_ acc: SIMD16<Int32>, _ u: SIMD64<UInt8>, _ s: SIMD64<Int8>) -> SIMD16<Int32> { dot(acc, u, s) }
+    @inline(__always)
+    static func offsetBinaryDot(_ u: SIMD64<UInt8>, _ s: SIMD64<Int8>, offsetSums: SIMD16<Int32>) -> SIMD16<Int32> {
+        dot(.zero, u, s) &- offsetSums
+    }
 }
 
 /// The instruction set the quantised kernels run with, chosen at run time.
@@ -82,6 +90,12 @@ enum AVX2Dot: Int8DotProduct {
     @inline(__always)
     static func wordPairDot(_ acc: SIMD16<Int32>, _ a: SIMD16<Int32>, _ b: SIMD16<Int32>) -> SIMD16<Int32> {
         sparrow_avx2_dpwssd512(acc, a, b)
+    }
+    /// The signs moved onto s, so that one narrow multiply-add pair serves where `dot`'s
+    /// full-range bytes need two.
+    @inline(__always)
+    static func offsetBinaryDot(_ u: SIMD64<UInt8>, _ s: SIMD64<Int8>, offsetSums _: SIMD16<Int32>) -> SIMD16<Int32> {
+        sparrow_avx2_signed_dot512(u, s)
     }
 }
 
@@ -192,13 +206,11 @@ enum QuantDot<D: Int8DotProduct> {
         mutating func add<F: Q8BlockFormat>(_ weights: (SIMD64<UInt8>, SIMD64<UInt8>), scales: SIMD4<Float>, minimums weightMinimums: SIMD4<Float>,
                                             _ x: Q8Row, block b: Int, _: F.Type) {
             let xs = x.scales[b], xq = unsafeBitCast(sparrow_broadcast32(x.quants + 32 * b), to: SIMD64<Int8>.self)
+            let offsets = F.offset != 0 ? unsafeBitCast(sparrow_broadcast32(x.offsetSums + b), to: SIMD16<Int32>.self) : .zero
             // Only Q8_0's bytes (offset 128) reach 128.
-            var dots = F.offset < 128 ? (D.narrowDot(.zero, weights.0, xq), D.narrowDot(.zero, weights.1, xq))
-                                      : (D.dot(.zero, weights.0, xq), D.dot(.zero, weights.1, xq))
-            if F.offset != 0 {
-                let sums = unsafeBitCast(sparrow_broadcast32(x.offsetSums + b), to: SIMD16<Int32>.self)
-                dots = (dots.0 &- sums, dots.1 &- sums)
-            }
+            let dots = F.offset == 128
+                ? (D.offsetBinaryDot(weights.0, xq, offsetSums: offsets), D.offsetBinaryDot(weights.1, xq, offsetSums: offsets))
+                : (D.narrowDot(.zero, weights.0, xq) &- offsets, D.narrowDot(.zero, weights.1, xq) &- offsets)
             let products = scales * xs.x
             low.addProduct(sparrow_i32x16_to_f32(dots.0), sparrow_halves01_f32(products))
             high.addProduct(sparrow_i32x16_to_f32(dots.1), sparrow_halves23_f32(products))

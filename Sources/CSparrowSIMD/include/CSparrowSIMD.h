@@ -309,6 +309,18 @@ static inline sparrow_i32x16 sparrow_avx2_dpbusd512(sparrow_i32x16 acc, sparrow_
     return acc + sparrow_join256(sparrow_avx2_quads_any(sparrow_low256(u), sparrow_low256((sparrow_u8x64)s)),
                                  sparrow_avx2_quads_any(sparrow_high256(u), sparrow_high256((sparrow_u8x64)s)));
 }
+/// The signed products of offset-binary weights u (byte = w + 128) with s, four per int32
+/// lane: |w| is unsigned and below 129 and w's sign moves onto s, so each pair sum fits
+/// (2 * 128 * 127 < 2^15: quantised activations stay within +-127) and one narrow
+/// multiply-add pair does what two do for full-range bytes.
+static inline __m256i sparrow_avx2_signed_quads(__m256i u, __m256i s) {
+    __m256i w = _mm256_xor_si256(u, _mm256_set1_epi8((char)0x80));
+    return sparrow_avx2_quads(_mm256_abs_epi8(w), _mm256_sign_epi8(s, w));
+}
+static inline sparrow_i32x16 sparrow_avx2_signed_dot512(sparrow_u8x64 u, sparrow_i8x64 s) {
+    return sparrow_join256(sparrow_avx2_signed_quads(sparrow_low256(u), sparrow_low256((sparrow_u8x64)s)),
+                           sparrow_avx2_signed_quads(sparrow_high256(u), sparrow_high256((sparrow_u8x64)s)));
+}
 /// vpdpwssd's sums (`sparrow_dpwssd512`) by vpmaddwd.
 static inline sparrow_i32x16 sparrow_avx2_dpwssd512(sparrow_i32x16 acc, sparrow_i32x16 a, sparrow_i32x16 b) {
     return acc + sparrow_join256(_mm256_madd_epi16(sparrow_low256((sparrow_u8x64)a), sparrow_low256((sparrow_u8x64)b)),
@@ -333,6 +345,9 @@ static inline sparrow_i32x8 sparrow_avx2_dpbusd256(sparrow_i32x8 acc, sparrow_u8
 static inline sparrow_i32x16 sparrow_avx2_dpbusd512_narrow(sparrow_i32x16 acc, sparrow_u8x64 u, sparrow_i8x64 s) { return sparrow_dpbusd512(acc, u, s); }
 static inline sparrow_i32x16 sparrow_avx2_dpbusd512(sparrow_i32x16 acc, sparrow_u8x64 u, sparrow_i8x64 s) { return sparrow_dpbusd512(acc, u, s); }
 static inline sparrow_i32x16 sparrow_avx2_dpwssd512(sparrow_i32x16 acc, sparrow_i32x16 a, sparrow_i32x16 b) { return sparrow_dpwssd512(acc, a, b); }
+static inline sparrow_i32x16 sparrow_avx2_signed_dot512(sparrow_u8x64 u, sparrow_i8x64 s) {
+    return sparrow_dpbusd512((sparrow_i32x16){}, u, s) - sparrow_dpbusd512((sparrow_i32x16){}, (sparrow_u8x64){} + 128, s);
+}
 static inline sparrow_u8x64 sparrow_avx2_bit_bytes64(uint64_t bits) { return sparrow_bit_bytes64(bits); }
 #endif
 
