@@ -8,6 +8,7 @@ swift build -c release --product sparrow
 for model in smollm2-135m qwen2.5-coder-0.5b gemma3-270m; do
     .build/release/sparrow models path "$model" >/dev/null 2>&1 || .build/release/sparrow models pull "$model"
 done
+scripts/check_bad_input.sh
 # Serial: each model test runs a spinning thread pool sized to the cores; suites in parallel would
 # oversubscribe them.
 swift test -c release --no-parallel "$@"

@@ -26,7 +26,7 @@ struct CalibrateGemFilterCommand: ParsableCommand {
 
     // 0.5 let a layer through that kept a number without the words naming it, and missed once
     // on another book.
-    @Option(help: "The least fraction of the needle's tokens the chosen layer must keep in every prompt.")
+    @Option(parsing: .unconditional, help: "The least fraction of the needle's tokens the chosen layer must keep in every prompt.")
     var minRetention = 0.85
 
     func validate() throws {
@@ -64,13 +64,13 @@ struct CalibrateSparsityCommand: ParsableCommand {
     @Option(name: [.customShort("o"), .long], help: "Where to save the sidecar (default: beside the models, where --sparsity default finds it).")
     var output: String?
 
-    @Option(help: "Calibration tokens (one training row per token and layer).")
+    @Option(parsing: .unconditional, help: "Calibration tokens (one training row per token and layer).")
     var tokens = 16384
 
-    @Option(help: "The predictors' rank (a multiple of 32).")
+    @Option(parsing: .unconditional, help: "The predictors' rank (a multiple of 32).")
     var rank = 64
 
-    @Option(help: "Most training epochs per layer.")
+    @Option(parsing: .unconditional, help: "Most training epochs per layer.")
     var epochs = 20
 
     func validate() throws {

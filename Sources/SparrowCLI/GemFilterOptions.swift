@@ -6,19 +6,19 @@ extension GemFilter.Scoring: ExpressibleByArgument {}
 /// How GemFilter selects tokens, apart from its layer: shared by the methods' flags and by
 /// `calibrate gemfilter`, which chooses the layer for exactly these settings.
 struct GemFilterSelectionOptions: ParsableArguments {
-    @Option(name: .customLong("gemfilter-keep"), help: "Prompt tokens to keep.")
+    @Option(name: .customLong("gemfilter-keep"), parsing: .unconditional, help: "Prompt tokens to keep.")
     var keep = 1024
 
-    @Option(name: .customLong("gemfilter-keep-edges"), help: "Also keep the first token and the last W tokens (0: off).")
+    @Option(name: .customLong("gemfilter-keep-edges"), parsing: .unconditional, help: "Also keep the first token and the last W tokens (0: off).")
     var trailingWindow = 0
 
     @Option(name: .customLong("gemfilter-scoring"), help: "How the layer scores tokens: raw (the paper's dot products) or attention (per-head softmax).")
     var scoring = GemFilter.Scoring.raw
 
-    @Option(name: .customLong("gemfilter-window"), help: "How many of the prompt's last tokens score it (1: the paper's last token).")
+    @Option(name: .customLong("gemfilter-window"), parsing: .unconditional, help: "How many of the prompt's last tokens score it (1: the paper's last token).")
     var queryWindow = 1
 
-    @Option(name: .customLong("gemfilter-attention-window"), help: "Let the filter pass attend only to this many latest tokens (default: all, as the paper).")
+    @Option(name: .customLong("gemfilter-attention-window"), parsing: .unconditional, help: "Let the filter pass attend only to this many latest tokens (default: all, as the paper).")
     var attentionWindow: Int?
 
     func validate() throws {
@@ -38,7 +38,7 @@ struct GemFilterOptions: ParsableArguments {
     @Flag(help: "Prefill only the prompt tokens an early layer selects (GemFilter).")
     var gemfilter = false
 
-    @Option(name: .customLong("gemfilter-layer"), help: "The layer whose attention selects tokens (default: the model's calibrated layer).")
+    @Option(name: .customLong("gemfilter-layer"), parsing: .unconditional, help: "The layer whose attention selects tokens (default: the model's calibrated layer).")
     var layer: Int?
 
     @OptionGroup var selection: GemFilterSelectionOptions

@@ -19,28 +19,28 @@ struct GenerateCommand: ParsableCommand {
     @Option(name: [.customShort("f"), .long], help: "Read the prompt from a file (- for standard input).")
     var file: String?
 
-    @Option(name: [.customShort("n"), .customLong("max-tokens")], help: "Most tokens to generate.")
+    @Option(name: [.customShort("n"), .customLong("max-tokens")], parsing: .unconditional, help: "Most tokens to generate.")
     var maxTokens = 256
 
-    @Option(name: .customLong("temp"), help: "Sampling temperature; 0 is greedy.")
+    @Option(name: .customLong("temp"), parsing: .unconditional, help: "Sampling temperature; 0 is greedy.")
     var temperature: Float = 0
 
-    @Option(name: .customLong("top-k"), help: "Sample from the k most likely tokens (0: off).")
+    @Option(name: .customLong("top-k"), parsing: .unconditional, help: "Sample from the k most likely tokens (0: off).")
     var topK = 0
 
-    @Option(name: .customLong("top-p"), help: "Nucleus sampling probability mass (1: off).")
+    @Option(name: .customLong("top-p"), parsing: .unconditional, help: "Nucleus sampling probability mass (1: off).")
     var topP: Float = 1
 
-    @Option(name: .customLong("min-p"), help: "Drop tokens below this fraction of the top probability (0: off).")
+    @Option(name: .customLong("min-p"), parsing: .unconditional, help: "Drop tokens below this fraction of the top probability (0: off).")
     var minP: Float = 0
 
-    @Option(name: .customLong("repeat-penalty"), help: "Penalty on recently seen tokens (1: off).")
+    @Option(name: .customLong("repeat-penalty"), parsing: .unconditional, help: "Penalty on recently seen tokens (1: off).")
     var repeatPenalty: Float = 1
 
-    @Option(name: .customLong("repeat-last-n"), help: "Recent tokens the repetition penalty considers.")
+    @Option(name: .customLong("repeat-last-n"), parsing: .unconditional, help: "Recent tokens the repetition penalty considers.")
     var repeatLastN = 64
 
-    @Option(help: "Random seed (default: random).")
+    @Option(parsing: .unconditional, help: "Random seed (default: random).")
     var seed: UInt64?
 
     @Option(name: .customLong("stop"), help: "Stop when the text contains this string (repeatable).")
@@ -52,7 +52,7 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "System message for --chat.")
     var system: String?
 
-    @Option(help: "Record the N most likely tokens' log-probabilities at each generated position.")
+    @Option(parsing: .unconditional, help: "Record the N most likely tokens' log-probabilities at each generated position.")
     var logprobs = 0
 
     @Flag(help: "Print one JSON object with tokens, text, timings and memory instead of streaming.")

@@ -8,10 +8,10 @@ struct ModelOptions: ParsableArguments {
     @Option(name: [.customShort("m"), .long], help: "A catalog name (see `sparrow models list`) or the path of a GGUF file.")
     var model = ModelCatalog.defaultModelName
 
-    @Option(name: [.customShort("t"), .long], help: "Worker threads (default: all cores).")
+    @Option(name: [.customShort("t"), .long], parsing: .unconditional, help: "Worker threads (default: all cores).")
     var threads: Int?
 
-    @Option(name: [.customShort("c"), .customLong("ctx-size")], help: "Context size in tokens (default: the model's, at most 4096).")
+    @Option(name: [.customShort("c"), .customLong("ctx-size")], parsing: .unconditional, help: "Context size in tokens (default: the model's, at most 4096).")
     var contextSize: Int?
 
     func validate() throws {

@@ -16,13 +16,13 @@ struct PerplexityCommand: ParsableCommand {
     @Option(help: "A file of real text (UTF-8).")
     var text: String
 
-    @Option(help: "Tokens per window, the BOS included where the model adds one.")
+    @Option(parsing: .unconditional, help: "Tokens per window, the BOS included where the model adds one.")
     var ctx = 512
 
-    @Option(help: "Text tokens between window starts (default: a window's, so windows do not overlap).")
+    @Option(parsing: .unconditional, help: "Text tokens between window starts (default: a window's, so windows do not overlap).")
     var stride: Int?
 
-    @Option(help: "Use only the text's first N tokens.")
+    @Option(parsing: .unconditional, help: "Use only the text's first N tokens.")
     var maxTokens: Int?
 
     @Flag(help: "Score each token with a decode step rather than each window in one batch (implied by a decode-time method).")

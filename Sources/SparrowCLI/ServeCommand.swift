@@ -18,13 +18,13 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "The address to listen on.")
     var host = "127.0.0.1"
 
-    @Option(help: "The port to listen on (0: any free port).")
+    @Option(parsing: .unconditional, help: "The port to listen on (0: any free port).")
     var port = 8080
 
-    @Option(help: "Sequences generated at once, each with its own cache.")
+    @Option(parsing: .unconditional, help: "Sequences generated at once, each with its own cache.")
     var parallel = 4
 
-    @Option(name: .customLong("queue-size"), help: "Requests that may wait for a slot before the server answers 503.")
+    @Option(name: .customLong("queue-size"), parsing: .unconditional, help: "Requests that may wait for a slot before the server answers 503.")
     var queueSize = 32
 
     @Option(help: "The model name clients use (default: the catalog name or the file's name).")

@@ -25,22 +25,22 @@ struct SparsityFrontierCommand: ParsableCommand {
     @Option(help: "Mean sparsity levels, e.g. 0.3,0.5,0.7.")
     var levels = "0.3,0.5,0.7"
 
-    @Option(help: "Tokens whose logits a step computes exactly (candidate head) at every point; 0: dense head.")
+    @Option(parsing: .unconditional, help: "Tokens whose logits a step computes exactly (candidate head) at every point; 0: dense head.")
     var headCandidates = 0
 
-    @Option(help: "The candidate head's preview rank.")
+    @Option(parsing: .unconditional, help: "The candidate head's preview rank.")
     var headRank = 128
 
-    @Option(help: "Tokens per perplexity window.")
+    @Option(parsing: .unconditional, help: "Tokens per perplexity window.")
     var ctx = 512
 
-    @Option(help: "Use only the text's first N tokens for perplexity.")
+    @Option(parsing: .unconditional, help: "Use only the text's first N tokens for perplexity.")
     var maxTokens = 2048
 
-    @Option(help: "Generated tokens per decode timing.")
+    @Option(parsing: .unconditional, help: "Generated tokens per decode timing.")
     var decodeTokens = 128
 
-    @Option(name: [.customShort("r"), .customLong("repetitions")], help: "Paired dense and sparse decode timings per point.")
+    @Option(name: [.customShort("r"), .customLong("repetitions")], parsing: .unconditional, help: "Paired dense and sparse decode timings per point.")
     var repetitions = 5
 
     @Flag(help: "Print one JSON object.")

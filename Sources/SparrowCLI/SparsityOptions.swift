@@ -16,14 +16,14 @@ struct SparsityOptions: ParsableArguments {
             help: "How neurons are chosen: predictor (Deja Vu), subspace (principal-subspace estimate), cats (gate threshold) or teal (down-input threshold).")
     var rule = SparsityRule.teal
 
-    @Option(name: .customLong("sparsity-level"), help: "The fraction of feed-forward neurons skipped, averaged over layers.")
+    @Option(name: .customLong("sparsity-level"), parsing: .unconditional, help: "The fraction of feed-forward neurons skipped, averaged over layers.")
     var level = 0.7
 
     @Option(name: .customLong("sparsity-head-candidates"),
             help: "Tokens whose logits a step computes exactly, picked by a low-rank preview of the head (0: dense head).")
     var headCandidates = 0
 
-    @Option(name: .customLong("sparsity-head-rank"), help: "The head preview's rank (a multiple of 32, at most the calibrated 256).")
+    @Option(name: .customLong("sparsity-head-rank"), parsing: .unconditional, help: "The head preview's rank (a multiple of 32, at most the calibrated 256).")
     var headRank = 128
 
     func validate() throws {

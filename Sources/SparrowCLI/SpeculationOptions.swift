@@ -10,23 +10,23 @@ struct SpeculationFlags: ParsableArguments {
     @Flag(help: "Draft by finding the last tokens earlier in the prompt or reply (prompt lookup).")
     var lookup = false
 
-    @Option(name: .customLong("lookup-ngram"), help: "The longest n-gram prompt lookup matches.")
+    @Option(name: .customLong("lookup-ngram"), parsing: .unconditional, help: "The longest n-gram prompt lookup matches.")
     var lookupNgram = 3
 
-    @Option(name: .customLong("lookup-min-ngram"), help: "The shortest n-gram prompt lookup falls back to.")
+    @Option(name: .customLong("lookup-min-ngram"), parsing: .unconditional, help: "The shortest n-gram prompt lookup falls back to.")
     var lookupMinNgram = 1
 
     // Default 7: a pass over 8 tokens gives each token two lanes of the panel kernels; from 9,
     // one lane each, and a pass costs about twice as much (`sparrow bench --verify`).
-    @Option(name: .customLong("draft-max"), help: "The most tokens drafted per verification pass.")
+    @Option(name: .customLong("draft-max"), parsing: .unconditional, help: "The most tokens drafted per verification pass.")
     var draftMax = 7
 
-    @Option(name: .customLong("draft-min"), help: "Drafts shorter than this are dropped (that step decodes plainly).")
+    @Option(name: .customLong("draft-min"), parsing: .unconditional, help: "Drafts shorter than this are dropped (that step decodes plainly).")
     var draftMin = 0
 
     // Default 0, as llama.cpp's p_min. Measured before short verification passes got cheaper
     // (code edit, 0.5B for 1.5B: 1.00x at 0.5, 1.01x at 0); not measured again since.
-    @Option(name: .customLong("draft-min-p"), help: "A draft model stops drafting when its top probability falls below this.")
+    @Option(name: .customLong("draft-min-p"), parsing: .unconditional, help: "A draft model stops drafting when its top probability falls below this.")
     var draftMinP: Float = 0
 
     @Option(name: .customLong("draft-head-candidates"),
