@@ -84,7 +84,8 @@ struct ServeCommand: AsyncParsableCommand {
         }
         if sparsityOptions.sparsity != nil {
             defaults.sparsity = .on(SparsitySettings(rule: sparsityOptions.rule.rawValue, level: sparsityOptions.level,
-                                                     headCandidates: sparsityOptions.headCandidates, headRank: sparsityOptions.headRank))
+                                                     headCandidates: sparsityOptions.headCandidates, headRank: sparsityOptions.headRank,
+                                                     upLevel: sparsityOptions.upLevel))
         }
         return defaults
     }

@@ -31,6 +31,9 @@ struct SparsityFrontierCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "The candidate head's preview rank.")
     var headRank = 128
 
+    @Option(help: "For the teal rule: fractions of up's rows skipped by the gate, each a point per level (calibrated levels, e.g. 0,0.3; 0: up in full).")
+    var upLevels = "0"
+
     @Option(parsing: .unconditional, help: "Tokens per perplexity window.")
     var ctx = 512
 
@@ -52,8 +55,11 @@ struct SparsityFrontierCommand: ParsableCommand {
         if decodeTokens < 1 { throw ValidationError("--decode-tokens must be at least 1") }
         if repetitions < 1 { throw ValidationError("--repetitions must be at least 1") }
         _ = try ruleList()
-        if try levelList().contains(where: { !(0..<1).contains($0) }) { throw ValidationError("--levels must be within 0..<1") }
+        if try numbers(levels, flag: "--levels").contains(where: { !(0..<1).contains($0) }) { throw ValidationError("--levels must be within 0..<1") }
         try SparsityOptions.validateHead(candidates: headCandidates, rank: headRank, flags: ("--head-candidates", "--head-rank"))
+        if try numbers(upLevels, flag: "--up-levels").contains(where: { !(0..<1).contains($0) }) {
+            throw ValidationError("--up-levels must be within 0..<1")
+        }
         if modelOptions.contextSize != nil { throw ValidationError("this command sizes its context with --ctx, not --ctx-size") }
     }
 
@@ -66,9 +72,9 @@ struct SparsityFrontierCommand: ParsableCommand {
         }
     }
 
-    func levelList() throws -> [Double] {
-        try levels.split(separator: ",").map { item in
-            guard let value = Double(item.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("--levels: \(item) is not a number") }
+    func numbers(_ list: String, flag: String) throws -> [Double] {
+        try list.split(separator: ",").map { item in
+            guard let value = Double(item.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("\(flag): \(item) is not a number") }
             return value
         }
     }
@@ -87,17 +93,18 @@ struct SparsityFrontierCommand: ParsableCommand {
         frontier.repetitions = repetitions
         frontier.headCandidates = headCandidates
         frontier.headRank = headRank
-        let report = try frontier.run(tokens, rules: ruleList(), levels: levelList()) { line in
+        frontier.upLevels = try numbers(upLevels, flag: "--up-levels")
+        let report = try frontier.run(tokens, rules: ruleList(), levels: numbers(levels, flag: "--levels")) { line in
             FileHandle.standardError.write(Data((line + "\n").utf8))
         }
         if json {
             try printJSON(report, pretty: true)
         } else {
-            print("| rule | mean sparsity | perplexity | vs dense | decode t/s | dense t/s | speed-up |")
-            print("|---|---|---|---|---|---|---|")
-            print(String(format: "| dense | 0 | %.3f | 1.000x | | | |", report.densePerplexity))
+            print("| rule | mean sparsity | up skipped | perplexity | vs dense | decode t/s | dense t/s | speed-up |")
+            print("|---|---|---|---|---|---|---|---|")
+            print(String(format: "| dense | 0 | 0 | %.3f | 1.000x | | | |", report.densePerplexity))
             for p in report.points {
-                print(String(format: "| %@ | %.2f | %.3f | %.3fx | %.1f | %.1f | %.2fx |", p.rule, p.level, p.perplexity, p.perplexityRatio,
+                print(String(format: "| %@ | %.2f | %.2f | %.3f | %.3fx | %.1f | %.1f | %.2fx |", p.rule, p.level, p.upSparsity, p.perplexity, p.perplexityRatio,
                              p.decodeTokensPerSecond, p.denseDecodeTokensPerSecond, p.speedup))
             }
         }

@@ -26,8 +26,13 @@ struct SparsityOptions: ParsableArguments {
     @Option(name: .customLong("sparsity-head-rank"), parsing: .unconditional, help: "The head preview's rank (a multiple of 32, at most the calibrated 256).")
     var headRank = 128
 
+    @Option(name: .customLong("sparsity-up-level"), parsing: .unconditional,
+            help: "With --sparsity-rule teal: the fraction of up's rows skipped by the gate (a calibrated level, e.g. 0.3; 0: up in full).")
+    var upLevel = 0.0
+
     func validate() throws {
         if !(0..<1).contains(level) { throw ValidationError("--sparsity-level must be within 0..<1") }
+        if !(0..<1).contains(upLevel) { throw ValidationError("--sparsity-up-level must be within 0..<1") }
         try Self.validateHead(candidates: headCandidates, rank: headRank, flags: ("--sparsity-head-candidates", "--sparsity-head-rank"))
     }
 
@@ -48,6 +53,6 @@ struct SparsityOptions: ParsableArguments {
     func method(for model: LanguageModel, pool: ThreadPool, rule: SparsityRule? = nil, level: Double? = nil) throws -> ContextualSparsity? {
         guard let sidecar = try sidecar(for: model) else { return nil }
         return try ContextualSparsity(model: model.transformer, sidecar: sidecar, rule: rule ?? self.rule, sparsity: level ?? self.level,
-                                      headCandidates: headCandidates, headRank: headRank, pool: pool)
+                                      headCandidates: headCandidates, headRank: headRank, upSparsity: upLevel, pool: pool)
     }
 }

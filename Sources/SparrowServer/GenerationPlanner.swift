@@ -148,14 +148,14 @@ final class SparsityMethods: @unchecked Sendable {
             throw .invalidRequest("sparrow.sparsity.rule must be one of \(SparsityRule.allCases.map(\.rawValue))")
         }
         guard (0..<1).contains(level) else { throw .invalidRequest("sparrow.sparsity.level must be within 0..<1") }
-        let candidates = settings.headCandidates ?? 0, rank = settings.headRank ?? 128
+        let candidates = settings.headCandidates ?? 0, rank = settings.headRank ?? 128, up = settings.upLevel ?? 0
         lock.lock()
         defer { lock.unlock() }
-        let key = "\(rule.rawValue)@\(level)/\(candidates)@\(rank)"
+        let key = "\(rule.rawValue)@\(level)/\(candidates)@\(rank)/up\(up)"
         if let method = built[key] { return method }
         do {
             let method = try ContextualSparsity(model: model.transformer, sidecar: sidecar, rule: rule, sparsity: level,
-                                                headCandidates: candidates, headRank: rank, pool: pool)
+                                                headCandidates: candidates, headRank: rank, upSparsity: up, pool: pool)
             built[key] = method
             return method
         } catch {

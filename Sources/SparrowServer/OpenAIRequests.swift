@@ -274,17 +274,19 @@ public struct SparsitySettings: PartialSettings {
     /// The candidate head's exact logits per step (0: dense head) and preview rank.
     public var headCandidates: Int?
     public var headRank: Int?
+    /// Under TEAL, the fraction of up's rows skipped by the gate (a calibrated level).
+    public var upLevel: Double?
 
-    enum CodingKeys: String, CodingKey { case rule, level, headCandidates = "head_candidates", headRank = "head_rank" }
+    enum CodingKeys: String, CodingKey { case rule, level, headCandidates = "head_candidates", headRank = "head_rank", upLevel = "up_level" }
 
     public init() {}
 
-    public init(rule: String?, level: Double?, headCandidates: Int? = nil, headRank: Int? = nil) {
-        (self.rule, self.level, self.headCandidates, self.headRank) = (rule, level, headCandidates, headRank)
+    public init(rule: String?, level: Double?, headCandidates: Int? = nil, headRank: Int? = nil, upLevel: Double? = nil) {
+        (self.rule, self.level, self.headCandidates, self.headRank, self.upLevel) = (rule, level, headCandidates, headRank, upLevel)
     }
 
     public func filling(from d: SparsitySettings) -> SparsitySettings {
         SparsitySettings(rule: rule ?? d.rule, level: level ?? d.level, headCandidates: headCandidates ?? d.headCandidates,
-                         headRank: headRank ?? d.headRank)
+                         headRank: headRank ?? d.headRank, upLevel: upLevel ?? d.upLevel)
     }
 }

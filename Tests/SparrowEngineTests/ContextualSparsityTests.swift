@@ -8,13 +8,15 @@ import Testing
     /// With every neuron selected, the sparse kernels (selected gate and up rows, selected
     /// columns of down's int8 copy) give the block's output: against the exact product with
     /// the model's own down weights, their error (the copy's re-quantisation) is under 1% and
-    /// no worse than the dense kernels' (which quantise the activations to int8).
-    @Test(arguments: ["smollm2-135m", "qwen2.5-coder-0.5b"], [SparsityRule.cats, .teal])
-    func everyNeuronSelectedMatchesTheDenseBlock(_ name: String, rule: SparsityRule) throws {
+    /// no worse than the dense kernels' (which quantise the activations to int8). TEAL with
+    /// up's rows chosen by the gate runs the selected-rows path for up.
+    @Test(arguments: ["smollm2-135m", "qwen2.5-coder-0.5b"], [(SparsityRule.cats, 0.0), (.teal, 0), (.teal, 0.5)])
+    func everyNeuronSelectedMatchesTheDenseBlock(_ name: String, rule: (SparsityRule, upSparsity: Double)) throws {
         let model = try catalogModel(name), c = model.config
         let pool = ThreadPool(threadCount: 2), matmul = MatMul(pool: pool)
         let sparsity = try ContextualSparsity(model: model.transformer, sidecar: try selectEverythingSidecar(model, sha256: "test"),
-                                              rule: rule, sparsity: 0.5, pool: pool)
+                                              rule: rule.0, sparsity: 0.5, upSparsity: rule.upSparsity, pool: pool)
+        #expect(sparsity.upSparsity == rule.upSparsity)
         #expect(sparsity.layerSparsity.allSatisfy { $0 == 0.5 })
         var rng = SplitMix64(seed: 3)
         let input = (0..<c.embeddingSize).map { _ in Float.random(in: -2...2, using: &rng) }
@@ -176,6 +178,24 @@ import Testing
             try file.write(to: URL(fileURLWithPath: path))
             #expect(throws: SparsityError.self) { try SparsitySidecar(path: path, modelSHA256: String(repeating: "0", count: 64), config: model.config) }
         }
+    }
+
+    /// Up's rows are skipped at a calibrated CATS threshold, so a level the sidecar lacks is
+    /// refused, as is asking a rule other than TEAL for it.
+    @Test func upSparsityNeedsACalibratedLevelAndTheTealRule() throws {
+        let model = try catalogModel("smollm2-135m"), pool = ThreadPool(threadCount: 2)
+        let sidecar = try selectEverythingSidecar(model, sha256: "test")
+        func refusal(_ rule: SparsityRule, up: Double) -> String {
+            do {
+                _ = try ContextualSparsity(model: model.transformer, sidecar: sidecar, rule: rule, sparsity: 0.5, upSparsity: up, pool: pool)
+                return "accepted"
+            } catch {
+                return "\(error)"
+            }
+        }
+        #expect(refusal(.teal, up: 0.3).contains("not a calibrated level (0.0, 0.5)"), "\(refusal(.teal, up: 0.3))")
+        #expect(refusal(.cats, up: 0.5).contains("teal rule only"), "\(refusal(.cats, up: 0.5))")
+        #expect(refusal(.teal, up: 0.5) == "accepted")
     }
 
     /// Calibration on real text writes a sidecar that reads back and drives every rule: the

@@ -258,6 +258,9 @@ import Testing
             let tooWide = try await client.post("/v1/completions", asking(head.merging(["head_rank": d + 32]) { _, new in new }))
             #expect(tooWide.status == 400)
             #expect(tooWide.errorMessage?.contains("rank \(d + 32)") == true, "\(tooWide.errorMessage ?? "")")
+            let uncalibratedUp = try await client.post("/v1/completions", asking(head.merging(["up_level": 0.3]) { _, new in new }))
+            #expect(uncalibratedUp.status == 400)
+            #expect(uncalibratedUp.errorMessage?.contains("not a calibrated level") == true, "\(uncalibratedUp.errorMessage ?? "")")
         }
         try await withServer(sparsity: try selectEverythingSidecar(model, sha256: "test")) { client in
             let old = try await client.post("/v1/completions", asking(head))

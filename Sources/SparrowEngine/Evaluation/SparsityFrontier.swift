@@ -11,6 +11,8 @@ public struct SparsityFrontier {
         public let level: Double
         /// The candidate head's exact logits per step and preview rank (0: dense head).
         public let headCandidates, headRank: Int
+        /// Under TEAL, the fraction of up's rows skipped by the gate.
+        public let upSparsity: Double
         public let perplexity: Double
         public let perplexityRatio: Double
         public let decodeTokensPerSecond: Double
@@ -40,6 +42,8 @@ public struct SparsityFrontier {
     /// Applied at every point (see `ContextualSparsity.headCandidates`).
     public var headCandidates = 0
     public var headRank = 128
+    /// The teal rule's points run at each of these (see `ContextualSparsity.upSparsity`).
+    public var upLevels = [0.0]
 
     public init(model: LanguageModel, sidecar: SparsitySidecar, evaluation: PerplexityEvaluation, pool: ThreadPool) {
         self.model = model
@@ -57,28 +61,30 @@ public struct SparsityFrontier {
         var points: [Point] = []
         for rule in rules {
             for level in levels {
-                let method = try ContextualSparsity(model: model.transformer, sidecar: sidecar, rule: rule, sparsity: level,
-                                                 headCandidates: headCandidates, headRank: headRank, pool: pool)
-                session.decodeFeedForward = method
-                let sparse = try evaluation.run(tokens, in: session)
-                var denseRates: [Double] = [], sparseRates: [Double] = []
-                for _ in 0..<repetitions {
-                    benchmark.session.decodeFeedForward = nil
-                    denseRates.append(try benchmark.measure(test, repetitions: 1).tokensPerSecond.median)
-                    benchmark.session.decodeFeedForward = method
-                    sparseRates.append(try benchmark.measure(test, repetitions: 1).tokensPerSecond.median)
+                for up in rule == .teal && level > 0 ? upLevels : [0] {
+                    let method = try ContextualSparsity(model: model.transformer, sidecar: sidecar, rule: rule, sparsity: level,
+                                                     headCandidates: headCandidates, headRank: headRank, upSparsity: up, pool: pool)
+                    session.decodeFeedForward = method
+                    let sparse = try evaluation.run(tokens, in: session)
+                    var denseRates: [Double] = [], sparseRates: [Double] = []
+                    for _ in 0..<repetitions {
+                        benchmark.session.decodeFeedForward = nil
+                        denseRates.append(try benchmark.measure(test, repetitions: 1).tokensPerSecond.median)
+                        benchmark.session.decodeFeedForward = method
+                        sparseRates.append(try benchmark.measure(test, repetitions: 1).tokensPerSecond.median)
+                    }
+                    let point = Point(rule: rule.rawValue, level: method.meanSparsity, headCandidates: method.headCandidates,
+                                      headRank: method.headRank, upSparsity: method.upSparsity, perplexity: sparse.perplexity,
+                                      perplexityRatio: sparse.perplexity / dense.perplexity,
+                                      decodeTokensPerSecond: SampleStatistics(sparseRates).median,
+                                      denseDecodeTokensPerSecond: SampleStatistics(denseRates).median,
+                                      speedup: SampleStatistics(zip(sparseRates, denseRates).map { $0 / $1 }).median,
+                                      weightBytesRatio: Double(method.weightBytesPerToken) / Double(model.transformer.weightBytesPerToken))
+                    points.append(point)
+                    log(String(format: "%@ %.2f, up %.2f: perplexity %.4f (%.3fx), decode %.1f vs %.1f t/s (%.2fx; weight bytes %.2fx)", rule.rawValue,
+                               point.level, point.upSparsity, point.perplexity, point.perplexityRatio, point.decodeTokensPerSecond, point.denseDecodeTokensPerSecond,
+                               point.speedup, point.weightBytesRatio))
                 }
-                let point = Point(rule: rule.rawValue, level: method.meanSparsity, headCandidates: method.headCandidates,
-                                  headRank: method.headRank, perplexity: sparse.perplexity,
-                                  perplexityRatio: sparse.perplexity / dense.perplexity,
-                                  decodeTokensPerSecond: SampleStatistics(sparseRates).median,
-                                  denseDecodeTokensPerSecond: SampleStatistics(denseRates).median,
-                                  speedup: SampleStatistics(zip(sparseRates, denseRates).map { $0 / $1 }).median,
-                                  weightBytesRatio: Double(method.weightBytesPerToken) / Double(model.transformer.weightBytesPerToken))
-                points.append(point)
-                log(String(format: "%@ %.2f: perplexity %.4f (%.3fx), decode %.1f vs %.1f t/s (%.2fx; weight bytes %.2fx)", rule.rawValue,
-                           point.level, point.perplexity, point.perplexityRatio, point.decodeTokensPerSecond, point.denseDecodeTokensPerSecond,
-                           point.speedup, point.weightBytesRatio))
             }
         }
         session.decodeFeedForward = nil

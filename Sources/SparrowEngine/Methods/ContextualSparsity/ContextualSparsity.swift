@@ -30,9 +30,14 @@ public final class ContextualSparsity: DecodeFeedForward, @unchecked Sendable {
     public var headCandidates: Int { head?.candidates ?? 0 }
     /// The candidate head's preview rank (0 without one).
     public var headRank: Int { head?.rank ?? 0 }
+    /// Under TEAL, in the layers it thins, the fraction of up's rows skipped by the gate
+    /// (CATS's threshold on |act(gate)| at this calibrated level; 0: up is read in full).
+    public let upSparsity: Double
     /// Weight bytes one decode step reads (the whole model, the predictors included).
     public let weightBytesPerToken: Int
     private let levelIndices: [Int]
+    /// The index of `upSparsity` in the sidecar's levels.
+    private let upLevel: Int
     private let model: TransformerModel
     private let sidecar: SparsitySidecar
     private let matmul: MatMul
@@ -43,11 +48,17 @@ public final class ContextualSparsity: DecodeFeedForward, @unchecked Sendable {
     private let selected: UnsafeMutablePointer<Int32>
 
     public init(model: TransformerModel, sidecar: SparsitySidecar, rule: SparsityRule, sparsity: Double, headCandidates: Int = 0,
-                headRank: Int = 128, pool: ThreadPool) throws {
+                headRank: Int = 128, upSparsity: Double = 0, pool: ThreadPool) throws {
         let header = sidecar.header, f = model.config.feedForwardSize
         guard let top = header.levels.last, (0...top).contains(sparsity) else {
             throw SparsityError("sparsity \(sparsity) outside the calibrated 0...\(header.levels.last ?? 0)")
         }
+        guard let upLevel = header.levels.firstIndex(where: { abs($0 - upSparsity) < 1e-6 }) else {
+            throw SparsityError("up sparsity \(upSparsity) is not a calibrated level (\(header.levels.map { String($0) }.joined(separator: ", ")))")
+        }
+        guard upLevel == 0 || rule == .teal else { throw SparsityError("up sparsity applies to the teal rule only, not \(rule.rawValue)") }
+        self.upLevel = upLevel
+        self.upSparsity = header.levels[upLevel]
         self.rule = rule
         self.model = model
         self.sidecar = sidecar
@@ -72,7 +83,7 @@ public final class ContextualSparsity: DecodeFeedForward, @unchecked Sendable {
         let headSaved = head.map { model.output.byteCount - $0.bytesPerToken } ?? 0
         weightBytesPerToken = model.weightBytesPerToken - headSaved - zip(bytes, layerSparsity).reduce(0) { saved, layer in
             let (b, s) = layer
-            return saved + (s > 0 ? Int(b.dense - b.sparse(rule, kept: 1 - s)) : 0)
+            return saved + (s > 0 ? Int(b.dense - b.sparse(rule, kept: 1 - s, upKept: 1 - upSparsity)) : 0)
         }
         let workers = pool.threadCount
         downColumns = model.layers.enumerated().map { l, layer in indices[l] > 0 ? ColumnMajorInt8Matrix(layer.down, workers: workers) : nil }
@@ -116,11 +127,21 @@ public final class ContextualSparsity: DecodeFeedForward, @unchecked Sendable {
             activation.apply(gate: gate, up: up, count: count)
             for i in 0..<count { scores[Int(selected[i])] = gate[i] }
         case .cats:
-            matmul(weights.gate, input, tokens: 1, into: scores)
-            activation.apply(gate: scores, up: ones, count: f)
-            count = Selection.above(thresholds.gateThresholds[level], magnitudesOf: scores, count: f, into: selected)
-            matmul.selectedRows(weights.up, input, rows: UnsafeBufferPointer(start: selected, count: count), into: up)
+            count = upByGate(layer: l, threshold: thresholds.gateThresholds[level], input: input)
             for i in 0..<count { scores[Int(selected[i])] *= up[i] }
+        case .teal where upLevel > 0:
+            // CATS picks up's rows, then TEAL the computed neurons' down columns, compacted in place.
+            let computed = upByGate(layer: l, threshold: thresholds.gateThresholds[upLevel], input: input)
+            let threshold = thresholds.activationThresholds[level]
+            count = 0
+            for i in 0..<computed {
+                let j = Int(selected[i]), product = scores[j] * up[i]
+                scores[j] = product
+                if abs(product) > threshold {
+                    selected[count] = Int32(j)
+                    count += 1
+                }
+            }
         case .teal:
             matmul(weights.gate, input, tokens: 1, into: scores)
             matmul(weights.up, input, tokens: 1, into: up)
@@ -130,6 +151,18 @@ public final class ContextualSparsity: DecodeFeedForward, @unchecked Sendable {
         // `scores` holds every selected neuron's activation at its index.
         matmul.selectedColumns(down, scores, columns: UnsafeBufferPointer(start: selected, count: count), into: output)
         return true
+    }
+
+    /// CATS's selection: the gate in full, activated into `scores`; the neurons whose
+    /// |act(gate)| passes `threshold` into `selected`, and their rows of up into `up`.
+    /// Returns how many.
+    private func upByGate(layer l: Int, threshold: Float, input: UnsafePointer<Float>) -> Int {
+        let weights = model.layers[l], f = model.config.feedForwardSize
+        matmul(weights.gate, input, tokens: 1, into: scores)
+        model.config.architecture.activation.apply(gate: scores, up: ones, count: f)
+        let count = Selection.above(threshold, magnitudesOf: scores, count: f, into: selected)
+        matmul.selectedRows(weights.up, input, rows: UnsafeBufferPointer(start: selected, count: count), into: up)
+        return count
     }
 
     /// Per row of `input`, every neuron's score under a ranking rule (the predictor's logits,
@@ -199,12 +232,12 @@ struct FeedForwardBytes {
 
     var dense: Double { gate + up + down }
 
-    func sparse(_ rule: SparsityRule, kept k: Double) -> Double {
+    func sparse(_ rule: SparsityRule, kept k: Double, upKept u: Double = 1) -> Double {
         switch rule {
         case .predictor: k * (gate + up + downColumns) + predictor
         case .subspace: k * (gate + up + downColumns) + subspace
         case .cats: gate + k * (up + downColumns)
-        case .teal: gate + up + k * downColumns
+        case .teal: gate + u * up + k * downColumns
         }
     }
 }
