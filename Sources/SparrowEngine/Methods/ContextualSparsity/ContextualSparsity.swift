@@ -32,7 +32,7 @@ public final class ContextualSparsity: DecodeFeedForward, @unchecked Sendable {
     public var headRank: Int { head?.rank ?? 0 }
     /// Under TEAL, in the layers it thins, the fraction of up's rows skipped by the gate
     /// (CATS's threshold on |act(gate)| at this calibrated level; 0: up is read in full).
-    public let upSparsity: Double
+    public var upSparsity: Double { sidecar.header.levels[upLevel] }
     /// Weight bytes one decode step reads (the whole model, the predictors included).
     public let weightBytesPerToken: Int
     private let levelIndices: [Int]
@@ -58,7 +58,6 @@ public final class ContextualSparsity: DecodeFeedForward, @unchecked Sendable {
         }
         guard upLevel == 0 || rule == .teal else { throw SparsityError("up sparsity applies to the teal rule only, not \(rule.rawValue)") }
         self.upLevel = upLevel
-        self.upSparsity = header.levels[upLevel]
         self.rule = rule
         self.model = model
         self.sidecar = sidecar
@@ -83,7 +82,7 @@ public final class ContextualSparsity: DecodeFeedForward, @unchecked Sendable {
         let headSaved = head.map { model.output.byteCount - $0.bytesPerToken } ?? 0
         weightBytesPerToken = model.weightBytesPerToken - headSaved - zip(bytes, layerSparsity).reduce(0) { saved, layer in
             let (b, s) = layer
-            return saved + (s > 0 ? Int(b.dense - b.sparse(rule, kept: 1 - s, upKept: 1 - upSparsity)) : 0)
+            return saved + (s > 0 ? Int(b.dense - b.sparse(rule, kept: 1 - s, upKept: 1 - header.levels[upLevel])) : 0)
         }
         let workers = pool.threadCount
         downColumns = model.layers.enumerated().map { l, layer in indices[l] > 0 ? ColumnMajorInt8Matrix(layer.down, workers: workers) : nil }
